@@ -1,0 +1,43 @@
+// dispatch.h — the one place that picks a kernel per type and per instruction set.
+//
+// A KernelTable holds, for every ggml type id, the row dequantizer and row quantizer (nullptr
+// where the format has none). kernels(Isa::Scalar) is the reference; best_isa() is the fastest
+// set this CPU runs, unless EMBER_ISA=scalar|avx2|neon in the environment narrows it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "quants/types.h"
+
+namespace ember {
+
+using DequantizeRowFn = void (*)(const void* x, float* y, int64_t n);
+using QuantizeRowFn = void (*)(const float* x, void* y, int64_t n);
+
+enum class Isa { Scalar, AVX2, NEON };
+
+struct KernelTable {
+    Isa isa;
+    DequantizeRowFn dequantize[kMaxTypeId] = {};
+    QuantizeRowFn quantize[kMaxTypeId] = {};
+};
+
+bool isa_supported(Isa isa);
+Isa best_isa();
+const char* isa_name(Isa isa);
+Isa isa_from_name(const std::string& name);  // throws ArgumentError
+const KernelTable& kernels(Isa isa);          // throws ArgumentError when the CPU lacks it
+inline const KernelTable& kernels() { return kernels(best_isa()); }
+
+// Whole-array helpers with argument checks (n_per_row a multiple of the block size, known type).
+// src/dst may have any alignment: rows are staged through an aligned buffer when needed.
+void dequantize_rows(GGMLType type, const void* src, float* dst, int64_t n_rows, int64_t n_per_row,
+                     const KernelTable& k = kernels());
+void quantize_rows(GGMLType type, const float* src, void* dst, int64_t n_rows, int64_t n_per_row,
+                   const KernelTable& k = kernels());
+
+bool can_dequantize(GGMLType type);
+bool can_quantize(GGMLType type);
+
+}  // namespace ember

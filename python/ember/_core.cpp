@@ -1,0 +1,258 @@
+// _core.cpp — the pybind11 binding: a thin layer that converts types and errors, nothing more.
+// The Pythonic API (GGUFFile, quants) lives in the package's .py files on top of this.
+//
+// Errors: ember::GGUFError -> ember.errors.GGUFError (a ValueError), FileError -> an OSError
+// subclass that is also a GGUFError, ArgumentError -> ValueError, other ember::Error -> RuntimeError.
+// Long-running calls release the GIL.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <optional>
+
+#include "common.h"
+#include "gguf.h"
+#include "quants/dispatch.h"
+#include "quants/types.h"
+
+namespace py = pybind11;
+using namespace ember;
+
+namespace {
+
+py::object error_class(const char* name) { return py::module_::import("ember.errors").attr(name); }
+
+void raise_as(const py::object& cls, const std::string& msg) { PyErr_SetString(cls.ptr(), msg.c_str()); }
+
+const KernelTable& table_for(const std::optional<std::string>& isa) {
+    return isa ? kernels(isa_from_name(*isa)) : kernels();
+}
+
+GGMLType type_from_name(const std::string& name) {
+    const TypeTraits* tr = type_by_name(name);
+    if (!tr) fail<ArgumentError>("unknown tensor type '", name, "'");
+    return tr->type;
+}
+
+py::str to_str(std::string_view s) {
+    // GGUF strings should be UTF-8; anything else survives as surrogate escapes (lossless).
+    PyObject* o = PyUnicode_DecodeUTF8(s.data(), Py_ssize_t(s.size()), "surrogateescape");
+    if (!o) throw py::error_already_set();
+    return py::reinterpret_steal<py::str>(o);
+}
+
+py::object scalar_to_py(GGUFType t, int64_t i, uint64_t u, double f) {
+    switch (t) {
+        case GGUFType::BOOL: return py::bool_(u != 0);
+        case GGUFType::FLOAT32: case GGUFType::FLOAT64: return py::float_(f);
+        case GGUFType::UINT8: case GGUFType::UINT16: case GGUFType::UINT32: case GGUFType::UINT64: return py::int_(u);
+        default: return py::int_(i);
+    }
+}
+
+py::object value_to_py(const GGUFValue& v) {
+    if (v.type == GGUFType::STRING) return to_str(v.str);
+    if (v.type != GGUFType::ARRAY) return scalar_to_py(v.type, v.i, v.u, v.f);
+    py::list out(v.count);
+    for (uint64_t k = 0; k < v.count; ++k) {
+        if (v.elem_type == GGUFType::STRING) out[k] = to_str(v.strings[k]);
+        else if (v.elem_type == GGUFType::ARRAY) out[k] = value_to_py(v.items[k]);
+        else out[k] = scalar_to_py(v.elem_type, v.elem_int(k), v.elem_uint(k), v.elem_float(k));
+    }
+    return std::move(out);
+}
+
+std::string value_type_name(const GGUFValue& v) {
+    if (v.type != GGUFType::ARRAY) return gguf_type_name(v.type);
+    if (v.elem_type == GGUFType::ARRAY && !v.items.empty()) return "array[" + value_type_name(v.items[0]) + "]";
+    return std::string("array[") + gguf_type_name(v.elem_type) + "]";
+}
+
+// numpy order: reversed ggml ne.
+std::vector<py::ssize_t> numpy_shape(const GGUFTensorInfo& t) {
+    std::vector<py::ssize_t> shape;
+    for (int d = int(t.n_dims) - 1; d >= 0; --d) shape.push_back(py::ssize_t(t.ne[d]));
+    return shape;
+}
+
+class PyGGUF {
+public:
+    explicit PyGGUF(const std::string& path) {
+        py::gil_scoped_release nogil;
+        file_ = GGUFFile::open(path);
+    }
+
+    uint32_t version() const { return file_->version(); }
+    uint64_t alignment() const { return file_->alignment(); }
+    uint64_t data_offset() const { return file_->data_offset(); }
+    uint64_t file_size() const { return file_->file_size(); }
+    std::string path() const { return file_->path(); }
+
+    py::dict metadata() const {
+        py::dict d;
+        for (const GGUFKeyValue& kv : file_->kvs()) d[to_str(kv.key)] = value_to_py(kv.value);
+        return d;
+    }
+
+    py::dict metadata_types() const {
+        py::dict d;
+        for (const GGUFKeyValue& kv : file_->kvs()) d[to_str(kv.key)] = value_type_name(kv.value);
+        return d;
+    }
+
+    // (name, numpy shape, type name, absolute offset, nbytes) per tensor, in file order.
+    py::list tensor_infos() const {
+        py::list out;
+        for (const GGUFTensorInfo& t : file_->tensors()) {
+            py::tuple shape = py::cast(numpy_shape(t));
+            out.append(py::make_tuple(to_str(t.name), shape, type_traits(t.type).name,
+                                      file_->data_offset() + t.offset, t.nbytes));
+        }
+        return out;
+    }
+
+    // Zero-copy, read-only uint8 view shaped (..., bytes per row); keeps the mapping alive.
+    py::array raw(const std::string& name) const {
+        const GGUFTensorInfo& t = tensor(name);
+        std::vector<py::ssize_t> shape = numpy_shape(t);
+        shape.back() = py::ssize_t(row_size(t.type, t.ne[0]));
+        std::vector<py::ssize_t> strides(shape.size());
+        py::ssize_t stride = 1;
+        for (int d = int(shape.size()) - 1; d >= 0; --d) {
+            strides[d] = stride;
+            stride *= shape[d];
+        }
+        auto* keep = new std::shared_ptr<const MappedFile>(file_->mapping());
+        py::capsule owner(keep, [](void* p) { delete static_cast<std::shared_ptr<const MappedFile>*>(p); });
+        py::array arr(py::dtype::of<uint8_t>(), shape, strides, t.data, owner);
+        py::detail::array_proxy(arr.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+        return arr;
+    }
+
+    py::array_t<float> dequantize(const std::string& name, const std::optional<std::string>& isa) const {
+        const GGUFTensorInfo& t = tensor(name);
+        if (!can_dequantize(t.type))
+            fail<ArgumentError>("tensor '", name, "': dequantizing ", type_traits(t.type).name, " is not supported");
+        const KernelTable& k = table_for(isa);
+        py::array_t<float> out(numpy_shape(t));
+        float* dst = out.mutable_data();
+        {
+            py::gil_scoped_release nogil;
+            dequantize_rows(t.type, t.data, dst, t.n_rows(), t.ne[0], k);
+        }
+        return out;
+    }
+
+private:
+    const GGUFTensorInfo& tensor(const std::string& name) const {
+        const GGUFTensorInfo* t = file_->find_tensor(name);
+        if (!t) throw py::key_error("no tensor named '" + name + "' in " + file_->path());
+        return *t;
+    }
+
+    std::shared_ptr<GGUFFile> file_;
+};
+
+py::array_t<uint8_t> quantize(py::array_t<float, py::array::c_style | py::array::forcecast> x, const std::string& type_name,
+                              const std::optional<std::string>& isa) {
+    const GGMLType type = type_from_name(type_name);
+    if (x.ndim() != 2) fail<ArgumentError>("quantize expects a 2-D array (rows, row_length), got ", x.ndim(), " dimensions");
+    const int64_t rows = x.shape(0), cols = x.shape(1);
+    const TypeTraits& tr = type_traits(type);
+    if (cols == 0 || cols % tr.block_size != 0)
+        fail<ArgumentError>("quantize ", tr.name, ": row length ", cols, " is not a positive multiple of the block size ", tr.block_size);
+    const KernelTable& k = table_for(isa);
+    py::array_t<uint8_t> out({py::ssize_t(rows), py::ssize_t(row_size(type, cols))});
+    const float* src = x.data();
+    uint8_t* dst = out.mutable_data();
+    {
+        py::gil_scoped_release nogil;
+        quantize_rows(type, src, dst, rows, cols, k);
+    }
+    return out;
+}
+
+py::array_t<float> dequantize(py::array data, const std::string& type_name, const std::vector<int64_t>& shape,
+                              const std::optional<std::string>& isa) {
+    const GGMLType type = type_from_name(type_name);
+    const TypeTraits& tr = type_traits(type);
+    if (shape.empty() || shape.size() > 4) fail<ArgumentError>("dequantize: shape must have 1 to 4 dimensions");
+    uint64_t n = 1;
+    for (int64_t d : shape) {
+        if (d <= 0) fail<ArgumentError>("dequantize: shape dimensions must be positive, got ", d);
+        if (mul_overflows(n, uint64_t(d), &n) || n > (uint64_t(1) << 48)) fail<ArgumentError>("dequantize: shape is too large");
+    }
+    const int64_t cols = shape.back(), rows = int64_t(n) / cols;
+    if (cols % tr.block_size != 0)
+        fail<ArgumentError>("dequantize ", tr.name, ": last dimension ", cols, " is not a multiple of the block size ", tr.block_size);
+    if (!(data.flags() & py::array::c_style)) fail<ArgumentError>("dequantize: data must be C-contiguous");
+    const uint64_t expected = row_size(type, cols) * uint64_t(rows);
+    const uint64_t got = uint64_t(data.nbytes());
+    if (got != expected)
+        fail<ArgumentError>("dequantize ", tr.name, ": shape needs ", expected, " bytes of data, got ", got);
+    const KernelTable& k = table_for(isa);
+    std::vector<py::ssize_t> pshape(shape.begin(), shape.end());
+    py::array_t<float> out(pshape);
+    const void* src = data.data();
+    float* dst = out.mutable_data();
+    {
+        py::gil_scoped_release nogil;
+        dequantize_rows(type, src, dst, rows, cols, k);
+    }
+    return out;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "ember core (C++): GGUF reader and quant formats";
+
+    py::register_exception_translator([](std::exception_ptr p) {
+        try {
+            if (p) std::rethrow_exception(p);
+        } catch (const GGUFError& e) {
+            raise_as(error_class("GGUFError"), e.what());
+        } catch (const FileError& e) {
+            py::object cls = error_class(e.errno_value == ENOENT ? "GGUFFileNotFoundError" : "GGUFOpenError");
+            py::object exc = cls(e.errno_value, e.what());
+            PyErr_SetObject(cls.ptr(), exc.ptr());
+        } catch (const ArgumentError& e) {
+            PyErr_SetString(PyExc_ValueError, e.what());
+        } catch (const Error& e) {
+            PyErr_SetString(PyExc_RuntimeError, e.what());
+        }
+    });
+
+    py::class_<PyGGUF>(m, "GGUFReader")
+        .def(py::init<const std::string&>(), py::arg("path"))
+        .def_property_readonly("version", &PyGGUF::version)
+        .def_property_readonly("alignment", &PyGGUF::alignment)
+        .def_property_readonly("data_offset", &PyGGUF::data_offset)
+        .def_property_readonly("file_size", &PyGGUF::file_size)
+        .def_property_readonly("path", &PyGGUF::path)
+        .def("metadata", &PyGGUF::metadata)
+        .def("metadata_types", &PyGGUF::metadata_types)
+        .def("tensor_infos", &PyGGUF::tensor_infos)
+        .def("raw", &PyGGUF::raw, py::arg("name"))
+        .def("dequantize", &PyGGUF::dequantize, py::arg("name"), py::arg("isa") = py::none());
+
+    m.def("quantize", &quantize, py::arg("x"), py::arg("type"), py::arg("isa") = py::none());
+    m.def("dequantize", &dequantize, py::arg("data"), py::arg("type"), py::arg("shape"), py::arg("isa") = py::none());
+    m.def("type_info", [](const std::string& name) {
+        const TypeTraits& tr = type_traits(type_from_name(name));
+        return py::dict(py::arg("name") = tr.name, py::arg("id") = uint32_t(tr.type), py::arg("block_size") = tr.block_size,
+                        py::arg("type_size") = tr.type_size, py::arg("can_quantize") = can_quantize(tr.type),
+                        py::arg("can_dequantize") = can_dequantize(tr.type));
+    });
+    m.def("type_names", []() {
+        std::vector<std::string> names;
+        for (uint32_t id = 0; id < kMaxTypeId; ++id)
+            if (const TypeTraits* tr = type_traits(id)) names.push_back(tr->name);
+        return names;
+    });
+    m.def("best_isa", []() { return std::string(isa_name(best_isa())); });
+    m.def("isa_supported", [](const std::string& name) { return isa_supported(isa_from_name(name)); });
+}
