@@ -94,6 +94,23 @@ double GGUFValue::elem_float(uint64_t idx) const {
     return f;
 }
 
+// A key or tensor name from the file, for messages: control bytes (NUL included) escaped as \xNN,
+// so a message is never cut short at a NUL; other bytes are kept as stored.
+static std::string printable(std::string_view s) {
+    static const char hex[] = "0123456789abcdef";
+    std::string out;
+    for (unsigned char ch : s) {
+        if (ch < 0x20 || ch == 0x7f) {
+            out += "\\x";
+            out += hex[ch >> 4];
+            out += hex[ch & 15];
+        } else {
+            out += char(ch);
+        }
+    }
+    return out;
+}
+
 namespace {
 
 // A bounds-checked reader over the mapping. `where` names the field being read for messages.
@@ -223,7 +240,7 @@ void GGUFFile::parse() {
         GGUFKeyValue& kv = kvs_.emplace_back();
         kv.key = c.read_string("key");
         if (kv.key.size() > kMaxKeyLength) c.error("key length ", kv.key.size(), " exceeds ", kMaxKeyLength);
-        c.where += " ('" + std::string(kv.key) + "')";
+        c.where += " ('" + printable(kv.key) + "')";
         const GGUFType type = read_value_type(c, "value type");
         read_value(c, type, kv.value, 0);
         if (!kv_index_.emplace(kv.key, k).second) c.error("duplicate key");
@@ -243,7 +260,7 @@ void GGUFFile::parse() {
         c.where = "tensor info #" + std::to_string(k);
         GGUFTensorInfo& t = tensors_.emplace_back();
         t.name = c.read_string("tensor name");
-        c.where += " ('" + std::string(t.name) + "')";
+        c.where += " ('" + printable(t.name) + "')";
         t.n_dims = c.read<uint32_t>("dimension count");
         if (t.n_dims < 1 || t.n_dims > kMaxDims) c.error("has ", t.n_dims, " dimensions (must be 1..", kMaxDims, ")");
         uint64_t n_elements = 1;
@@ -281,13 +298,13 @@ void GGUFFile::parse() {
     const GGUFTensorInfo* prev = nullptr;
     for (size_t k : order) {
         GGUFTensorInfo& t = tensors_[k];
-        c.where = "tensor '" + std::string(t.name) + "'";
+        c.where = "tensor '" + printable(t.name) + "'";
         uint64_t start, end;
         if (add_overflows(data_offset_, t.offset, &start) || add_overflows(start, t.nbytes, &end) || end > c.size)
             c.error("data [", t.offset, ", +", t.nbytes, ") lies outside the file (data section at ", data_offset_,
                     ", file size ", c.size, ")");
         if (prev && t.offset < prev_end)
-            c.error("data overlaps tensor '", std::string(prev->name), "'");
+            c.error("data overlaps tensor '", printable(prev->name), "'");
         t.data = c.base + start;
         prev_end = t.offset + t.nbytes;
         prev = &t;

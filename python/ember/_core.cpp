@@ -25,7 +25,15 @@ namespace {
 
 py::object error_class(const char* name) { return py::module_::import("ember.errors").attr(name); }
 
-void raise_as(const py::object& cls, const std::string& msg) { PyErr_SetString(cls.ptr(), msg.c_str()); }
+// Messages quote keys and tensor names from the file, which may be any bytes (invalid UTF-8, NUL):
+// decode leniently and by length, so the exception raised is always `cls` with the whole message.
+void raise_as(PyObject* cls, const std::string& msg) {
+    PyObject* s = PyUnicode_DecodeUTF8(msg.data(), Py_ssize_t(msg.size()), "backslashreplace");
+    if (!s) return;  // leaves the MemoryError set
+    PyErr_SetObject(cls, s);
+    Py_DECREF(s);
+}
+void raise_as(const py::object& cls, const std::string& msg) { raise_as(cls.ptr(), msg); }
 
 const KernelTable& table_for(const std::optional<std::string>& isa) {
     return isa ? kernels(isa_from_name(*isa)) : kernels();
@@ -42,6 +50,15 @@ py::str to_str(std::string_view s) {
     PyObject* o = PyUnicode_DecodeUTF8(s.data(), Py_ssize_t(s.size()), "surrogateescape");
     if (!o) throw py::error_already_set();
     return py::reinterpret_steal<py::str>(o);
+}
+
+// The inverse of to_str: a name as listed (surrogate escapes included) back to the file's bytes.
+std::string from_str(const py::str& s) {
+    PyObject* b = PyUnicode_AsEncodedString(s.ptr(), "utf-8", "surrogateescape");
+    if (!b) throw py::error_already_set();
+    std::string out(PyBytes_AS_STRING(b), size_t(PyBytes_GET_SIZE(b)));
+    Py_DECREF(b);
+    return out;
 }
 
 py::object scalar_to_py(GGUFType t, int64_t i, uint64_t u, double f) {
@@ -115,8 +132,8 @@ public:
     }
 
     // Zero-copy, read-only uint8 view shaped (..., bytes per row); keeps the mapping alive.
-    py::array raw(const std::string& name) const {
-        const GGUFTensorInfo& t = tensor(name);
+    py::array raw(const py::str& name) const {
+        const GGUFTensorInfo& t = tensor(from_str(name));
         std::vector<py::ssize_t> shape = numpy_shape(t);
         shape.back() = py::ssize_t(row_size(t.type, t.ne[0]));
         std::vector<py::ssize_t> strides(shape.size());
@@ -132,10 +149,14 @@ public:
         return arr;
     }
 
-    py::array_t<float> dequantize(const std::string& name, const std::optional<std::string>& isa) const {
+    py::array_t<float> dequantize(const py::str& py_name, const std::optional<std::string>& isa) const {
+        const std::string name = from_str(py_name);
         const GGUFTensorInfo& t = tensor(name);
-        if (!can_dequantize(t.type))
-            fail<ArgumentError>("tensor '", name, "': dequantizing ", type_traits(t.type).name, " is not supported");
+        if (!can_dequantize(t.type)) {  // raised directly: the name may hold NUL bytes, which what() would cut at
+            raise_as(PyExc_ValueError,
+                     "tensor '" + name + "': dequantizing " + type_traits(t.type).name + " is not supported");
+            throw py::error_already_set();
+        }
         const KernelTable& k = table_for(isa);
         py::array_t<float> out(numpy_shape(t));
         float* dst = out.mutable_data();
@@ -149,7 +170,10 @@ public:
 private:
     const GGUFTensorInfo& tensor(const std::string& name) const {
         const GGUFTensorInfo* t = file_->find_tensor(name);
-        if (!t) throw py::key_error("no tensor named '" + name + "' in " + file_->path());
+        if (!t) {
+            raise_as(PyExc_KeyError, "no tensor named '" + name + "' in " + file_->path());
+            throw py::error_already_set();
+        }
         return *t;
     }
 
@@ -220,9 +244,9 @@ PYBIND11_MODULE(_core, m) {
             py::object exc = cls(e.errno_value, e.what());
             PyErr_SetObject(cls.ptr(), exc.ptr());
         } catch (const ArgumentError& e) {
-            PyErr_SetString(PyExc_ValueError, e.what());
+            raise_as(PyExc_ValueError, e.what());
         } catch (const Error& e) {
-            PyErr_SetString(PyExc_RuntimeError, e.what());
+            raise_as(PyExc_RuntimeError, e.what());
         }
     });
 

@@ -23,7 +23,7 @@ def _short(value: object, limit: int = 60) -> str:
         head = ", ".join(_short(v, 20) for v in value[:3])
         more = f", ... ({len(value)} items)" if len(value) > 3 else ""
         return f"[{head}{more}]"
-    text = repr(value)
+    text = f"{value:.7g}" if isinstance(value, float) else repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -41,7 +41,7 @@ class GGUFFile:
 
     def __init__(self, path: "str | os.PathLike[str]"):
         self.path = os.fspath(path)
-        self._reader: Optional[_core.GGUFReader] = _core.GGUFReader(self.path)
+        self._reader: Optional[_core.GGUFReader] = _core.GGUFReader(os.fsencode(self.path))
         self._metadata: Optional[Dict[str, Any]] = None
         self._tensors: Optional[List[TensorInfo]] = None
         self._by_name: Dict[str, TensorInfo] = {}

@@ -1,0 +1,28 @@
+"""Shared fixtures: the real models (fetched once into the cache) and small helpers."""
+
+import numpy as np
+import pytest
+
+from ember import models
+
+
+@pytest.fixture(scope="session")
+def smollm2_path():
+    return models.fetch("smollm2", quiet=True)
+
+
+@pytest.fixture(scope="session")
+def gemma3_path():
+    return models.fetch("gemma3", quiet=True)
+
+
+def assert_bits_equal(got: np.ndarray, want: np.ndarray, what: str = "") -> None:
+    """Bit-for-bit float32 comparison with a mismatch report (count, worst index, both values)."""
+    got = np.ascontiguousarray(got, dtype=np.float32)
+    want = np.ascontiguousarray(want, dtype=np.float32)
+    assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
+    diff = got.view(np.uint32) != want.view(np.uint32)
+    if diff.any():
+        idx = np.unravel_index(np.argmax(np.abs(got.astype(np.float64) - want) * diff), got.shape)
+        pytest.fail(f"{what}: {int(diff.sum())} of {got.size} values differ; worst at {idx}: "
+                    f"got {got[idx]!r}, want {want[idx]!r}")

@@ -1,0 +1,53 @@
+"""The `ember` command line: `ember info` on real and broken files."""
+
+import importlib.metadata
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ember import cli
+
+
+def test_info_summarizes_smollm2(smollm2_path, capsys):
+    assert cli.main(["info", str(smollm2_path)]) == 0
+    out = capsys.readouterr().out
+    assert "architecture:  llama" in out
+    assert "block_count                        30" in out
+    assert "byte-level BPE (gpt2), pre 'smollm', 49152 tokens" in out
+    assert "Q4_1" in out and "Q8_0" in out and "F32" in out
+    assert "134.5 M" in out  # parameters
+
+
+def test_info_summarizes_gemma3(gemma3_path, capsys):
+    assert cli.main(["info", str(gemma3_path), "--tensors", "--metadata"]) == 0
+    out = capsys.readouterr().out
+    assert "architecture:  gemma3" in out
+    assert "SentencePiece (llama)" in out
+    assert "Q4_K" in out and "Q6_K" in out and "Q5_0" in out
+    assert "blk.0.attn_q.weight" in out
+
+
+def test_info_on_bad_files_is_one_line_and_exit_1(tmp_path, capsys):
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"GGUF\x03\x00\x00\x00" + b"\xff" * 8)
+    assert cli.main(["info", str(bad)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ember info: error: GGUF file") and "bad.gguf" in err and "\n" not in err
+    assert cli.main(["info", str(tmp_path / "missing.gguf")]) == 1
+    assert "missing.gguf" in capsys.readouterr().err
+
+
+def test_console_script(smollm2_path):
+    try:
+        importlib.metadata.distribution("ember")
+        command = [str(Path(sys.executable).parent / "ember")]  # installed: the console script
+    except importlib.metadata.PackageNotFoundError:
+        command = [sys.executable, "-m", "ember.cli"]  # running from a source tree
+    done = subprocess.run(command + ["--help"], capture_output=True, text=True)
+    assert done.returncode == 0 and "info" in done.stdout
+    done = subprocess.run(command + ["info", str(smollm2_path)], capture_output=True, text=True)
+    assert done.returncode == 0 and "architecture:  llama" in done.stdout
+    done = subprocess.run([sys.executable, "-m", "ember.cli", "info"], capture_output=True, text=True)
+    assert done.returncode == 2 and "model" in done.stderr  # argparse: missing argument
