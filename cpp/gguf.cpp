@@ -37,8 +37,7 @@ const char* gguf_type_name(GGUFType t) {
     return "?";
 }
 
-// Size in bytes of a fixed-size scalar type; 0 for STRING and ARRAY.
-static uint64_t scalar_size(GGUFType t) {
+uint64_t gguf_scalar_size(GGUFType t) {
     switch (t) {
         case GGUFType::UINT8: case GGUFType::INT8: case GGUFType::BOOL: return 1;
         case GGUFType::UINT16: case GGUFType::INT16: return 2;
@@ -54,7 +53,7 @@ static bool valid_value_type(uint32_t t) { return t <= uint32_t(GGUFType::FLOAT6
 static uint64_t min_encoded_size(GGUFType t) {
     if (t == GGUFType::STRING) return 8;   // length prefix
     if (t == GGUFType::ARRAY) return 12;   // element type + count
-    return scalar_size(t);
+    return gguf_scalar_size(t);
 }
 
 // Widen one little-endian scalar at p (unaligned) into the value's numeric fields.
@@ -80,17 +79,17 @@ static void decode_scalar(GGUFType t, const uint8_t* p, int64_t* i, uint64_t* u,
 
 int64_t GGUFValue::elem_int(uint64_t idx) const {
     int64_t i = 0; uint64_t u = 0; double f = 0;
-    decode_scalar(elem_type, elems + idx * scalar_size(elem_type), &i, &u, &f);
+    decode_scalar(elem_type, elems + idx * gguf_scalar_size(elem_type), &i, &u, &f);
     return i;
 }
 uint64_t GGUFValue::elem_uint(uint64_t idx) const {
     int64_t i = 0; uint64_t u = 0; double f = 0;
-    decode_scalar(elem_type, elems + idx * scalar_size(elem_type), &i, &u, &f);
+    decode_scalar(elem_type, elems + idx * gguf_scalar_size(elem_type), &i, &u, &f);
     return u;
 }
 double GGUFValue::elem_float(uint64_t idx) const {
     int64_t i = 0; uint64_t u = 0; double f = 0;
-    decode_scalar(elem_type, elems + idx * scalar_size(elem_type), &i, &u, &f);
+    decode_scalar(elem_type, elems + idx * gguf_scalar_size(elem_type), &i, &u, &f);
     return f;
 }
 
@@ -166,7 +165,7 @@ void read_value(Cursor& c, GGUFType type, GGUFValue& v, int depth) {
         return;
     }
     if (type != GGUFType::ARRAY) {
-        const uint64_t n = scalar_size(type);
+        const uint64_t n = gguf_scalar_size(type);
         c.need(n, gguf_type_name(type));
         decode_scalar(type, c.base + c.pos, &v.i, &v.u, &v.f);
         c.pos += n;
@@ -186,7 +185,7 @@ void read_value(Cursor& c, GGUFType type, GGUFValue& v, int depth) {
             read_value(c, GGUFType::ARRAY, v.items.back(), depth + 1);
         }
     } else {
-        const uint64_t n = v.count * scalar_size(v.elem_type);  // no overflow: checked against left()
+        const uint64_t n = v.count * gguf_scalar_size(v.elem_type);  // no overflow: checked against left()
         v.elems = c.base + c.pos;
         c.pos += n;
     }

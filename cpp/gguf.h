@@ -23,6 +23,7 @@ enum class GGUFType : uint32_t {
     STRING = 8, ARRAY = 9, UINT64 = 10, INT64 = 11, FLOAT64 = 12,
 };
 const char* gguf_type_name(GGUFType t);  // "uint32", "string", ...
+uint64_t gguf_scalar_size(GGUFType t);   // bytes of a fixed-size scalar; 0 for STRING and ARRAY
 
 struct GGUFValue {
     GGUFType type = GGUFType::UINT8;

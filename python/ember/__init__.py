@@ -6,6 +6,7 @@ Today: the GGUF reader (``GGUFFile``) and every ggml quant format (``ember.quant
 from . import quants
 from .errors import GGUFError
 from .gguf import GGUFFile, TensorInfo
+from .quantize import quantize_model
 
-__all__ = ["GGUFFile", "TensorInfo", "GGUFError", "quants"]
+__all__ = ["GGUFFile", "TensorInfo", "GGUFError", "quants", "quantize_model"]
 __version__ = "0.1.0"

@@ -15,6 +15,9 @@
 
 #include "common.h"
 #include "gguf.h"
+#include "output_file.h"
+#include "quantize.h"
+#include "quantize_rules.h"
 #include "quants/dispatch.h"
 #include "quants/types.h"
 
@@ -229,6 +232,40 @@ py::array_t<float> dequantize(py::array data, const std::string& type_name, cons
     return out;
 }
 
+// quantize_model: the whole run without the GIL. Progress lines go to Python's sys.stderr (so
+// redirection and capture work as for print); the callback also takes the GIL between tensors to
+// notice Ctrl-C, which cancels the run (the partial output is removed) and raises KeyboardInterrupt.
+py::dict py_quantize_model(const std::string& input, const std::string& output, const std::string& type, int n_threads,
+                           bool allow_requantize, bool progress) {
+    QuantizeParams params;
+    params.n_threads = n_threads;
+    params.allow_requantize = allow_requantize;
+    params.log = [progress](const std::string& line) {
+        py::gil_scoped_acquire gil;
+        if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+        if (progress) {
+            py::object err = py::module_::import("sys").attr("stderr");
+            if (!err.is_none()) {
+                err.attr("write")(to_str(line + "\n"));
+                err.attr("flush")();
+            }
+        }
+    };
+    QuantizeStats st;
+    {
+        py::gil_scoped_release nogil;
+        st = ember::quantize_model(input, output, type, params);
+    }
+    py::dict types;
+    for (const auto& [name, n] : st.tensors_per_type) types[py::str(name)] = n;
+    return py::dict(py::arg("type") = st.type, py::arg("file_type") = st.file_type,
+                    py::arg("file_type_name") = st.file_type_name, py::arg("n_tensors") = st.n_tensors,
+                    py::arg("n_converted") = st.n_converted, py::arg("n_copied") = st.n_copied,
+                    py::arg("n_fallback") = st.n_fallback, py::arg("tensor_types") = types,
+                    py::arg("input_bytes") = st.input_bytes, py::arg("output_bytes") = st.output_bytes,
+                    py::arg("seconds") = st.seconds, py::arg("n_threads") = st.n_threads);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -275,6 +312,30 @@ PYBIND11_MODULE(_core, m) {
         std::vector<std::string> names;
         for (uint32_t id = 0; id < kMaxTypeId; ++id)
             if (const TypeTraits* tr = type_traits(id)) names.push_back(tr->name);
+        return names;
+    });
+    // Registered after the general translator, so it is tried first: an output that cannot be
+    // written is an OSError (FileNotFoundError, PermissionError, ... by errno), not a GGUF error.
+    py::register_exception_translator([](std::exception_ptr p) {
+        try {
+            if (p) std::rethrow_exception(p);
+        } catch (const OutputFileError& e) {
+            // OSError(errno, msg) is created as its errno's subclass (FileNotFoundError, ...); the
+            // message holds the path's bytes, decoded leniently like every other message.
+            const std::string msg = e.what();
+            PyObject* text = PyUnicode_DecodeUTF8(msg.data(), Py_ssize_t(msg.size()), "backslashreplace");
+            if (!text) return;
+            PyObject* exc = PyObject_CallFunction(PyExc_OSError, "iN", e.errno_value, text);
+            if (!exc) return;
+            PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc)), exc);
+            Py_DECREF(exc);
+        }
+    });
+    m.def("quantize_model", &py_quantize_model, py::arg("input"), py::arg("output"), py::arg("type"), py::arg("n_threads") = 0,
+          py::arg("allow_requantize") = false, py::arg("progress") = true);
+    m.def("quantize_model_types", []() {
+        std::vector<std::string> names;
+        for (const QuantTarget& t : quant_targets()) names.push_back(t.name);
         return names;
     });
     m.def("best_isa", []() { return std::string(isa_name(best_isa())); });

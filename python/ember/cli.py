@@ -1,4 +1,4 @@
-"""The `ember` command. Subcommands arrive with the issues that build them; today: info."""
+"""The `ember` command. Subcommands arrive with the issues that build them; today: info, convert, quantize."""
 
 from __future__ import annotations
 
@@ -73,6 +73,26 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_quantize(args: argparse.Namespace) -> int:
+    from .quantize import quantize_model
+
+    # Progress and the summary go to stderr from the core; errors reach main()'s handler.
+    quantize_model(args.input, args.output, args.type, n_threads=args.threads,
+                   allow_requantize=args.allow_requantize, progress=not args.quiet)
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from .convert import OUTTYPES, convert
+    from pathlib import Path
+
+    out = args.outfile or str(Path(args.model_dir.rstrip("/")).name + f"-{args.outtype}.gguf")
+    if args.outtype not in OUTTYPES:
+        raise ValueError(f"unknown --outtype '{args.outtype}'; choose from {', '.join(OUTTYPES)}")
+    convert(args.model_dir, out, args.outtype, progress=not args.quiet)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ember", description="ember: fast, small LLM inference for GGUF models")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -81,6 +101,22 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--tensors", action="store_true", help="list every tensor")
     info.add_argument("--metadata", action="store_true", help="list every metadata key")
     info.set_defaults(func=cmd_info)
+    quant = sub.add_parser("quantize", help="write a copy of a GGUF model with quantized weights")
+    quant.add_argument("input", help="the GGUF model to read")
+    quant.add_argument("output", help="the GGUF file to write (never the input)")
+    quant.add_argument("type", help="f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k, "
+                                    "or llama.cpp's mixes q4_k_m, q5_k_m")
+    quant.add_argument("-t", "--threads", type=int, default=0, metavar="N", help="threads (default: one per CPU)")
+    quant.add_argument("--allow-requantize", action="store_true",
+                       help="allow quantizing already-quantized tensors to fewer bits per weight")
+    quant.add_argument("--quiet", action="store_true", help="no progress lines or summary")
+    quant.set_defaults(func=cmd_quantize)
+    conv = sub.add_parser("convert", help="convert a Hugging Face model folder (safetensors) to GGUF")
+    conv.add_argument("model_dir", help="folder with config.json, *.safetensors and the tokenizer files")
+    conv.add_argument("-o", "--outfile", help="GGUF file to write (default: <folder>-<outtype>.gguf)")
+    conv.add_argument("--outtype", default="f16", help="f32, f16 (default), bf16, q8_0, q4_0 or q4_1")
+    conv.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    conv.set_defaults(func=cmd_convert)
     return p
 
 
