@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the C++ core and the extension with ASan + UBSan (build/asan) and run the GGUF, quant,
-# fuzz and quantize-tool tests against it. Python itself is not instrumented, so the sanitizer runtimes are preloaded;
+# fuzz, quantize-tool and tokenizer-API tests against it. Python itself is not instrumented, so the sanitizer runtimes are preloaded;
 # leak checking is off because the interpreter keeps its own allocations alive at exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,4 +21,4 @@ export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:allocator_may_return_null=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export PYTHONPATH="$PWD/$pkg"
 (cd tests && LD_PRELOAD="$preload" python -m pytest -q -p no:cacheprovider \
-    test_gguf.py test_quants.py test_gguf_fuzz.py test_quantize_tool.py)
+    test_gguf.py test_quants.py test_gguf_fuzz.py test_quantize_tool.py test_tokenizer_api.py)

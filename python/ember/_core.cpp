@@ -20,6 +20,9 @@
 #include "quantize_rules.h"
 #include "quants/dispatch.h"
 #include "quants/types.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/tokenizer.h"
+#include "tokenizer/unicode.h"
 
 namespace py = pybind11;
 using namespace ember;
@@ -115,6 +118,12 @@ public:
         py::dict d;
         for (const GGUFKeyValue& kv : file_->kvs()) d[to_str(kv.key)] = value_to_py(kv.value);
         return d;
+    }
+
+    // One key's value (None when absent), without converting the whole metadata.
+    py::object get(const std::string& key) const {
+        const GGUFKeyValue* kv = file_->find(key);
+        return kv ? value_to_py(kv->value) : py::none();
     }
 
     py::dict metadata_types() const {
@@ -266,6 +275,59 @@ py::dict py_quantize_model(const std::string& input, const std::string& output, 
                     py::arg("seconds") = st.seconds, py::arg("n_threads") = st.n_threads);
 }
 
+class PyTokenizer {
+public:
+    explicit PyTokenizer(const std::string& path) {
+        py::gil_scoped_release nogil;
+        auto file = GGUFFile::open(path);
+        tok_ = std::make_shared<Tokenizer>(Tokenizer::from_gguf(*file));
+    }
+
+    std::vector<int32_t> encode(const py::bytes& text, bool add_special, bool parse_special, std::optional<bool> add_bos,
+                                std::optional<bool> add_eos) const {
+        std::string_view view = text;  // the bytes object stays alive for the call
+        EncodeOptions opt;
+        opt.add_special = add_special;
+        opt.parse_special = parse_special;
+        opt.add_bos = add_bos ? int(*add_bos) : -1;
+        opt.add_eos = add_eos ? int(*add_eos) : -1;
+        py::gil_scoped_release nogil;
+        return tok_->encode(view, opt);
+    }
+
+    py::str decode(const std::vector<int32_t>& ids, bool skip_special) const {
+        std::string out;
+        {
+            py::gil_scoped_release nogil;
+            out = tok_->decode(ids, skip_special);
+        }
+        return to_str(out);
+    }
+
+    py::bytes token_bytes(int32_t id) const { return py::bytes(tok_->token_bytes(id)); }
+    py::str token_text(int32_t id) const {
+        if (id < 0 || id >= tok_->n_vocab()) fail<ArgumentError>("token id ", id, " is out of range (vocabulary of ", tok_->n_vocab(), ")");
+        return to_str(tok_->vocab().tokens[size_t(id)]);
+    }
+    const Vocab& vocab() const { return tok_->vocab(); }
+    std::shared_ptr<Tokenizer> tokenizer() const { return tok_; }
+
+private:
+    std::shared_ptr<Tokenizer> tok_;
+};
+
+// Keeps its Tokenizer alive for as long as the stream lives.
+class PyStreamDecoder {
+public:
+    PyStreamDecoder(const PyTokenizer& t, bool skip_special) : tok_(t.tokenizer()), dec_(*tok_, skip_special) {}
+    py::str push(int32_t id) { return to_str(dec_.push(id)); }
+    py::str flush() { return to_str(dec_.flush()); }
+
+private:
+    std::shared_ptr<Tokenizer> tok_;
+    StreamDecoder dec_;
+};
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -296,10 +358,50 @@ PYBIND11_MODULE(_core, m) {
         .def_property_readonly("path", &PyGGUF::path)
         .def("metadata", &PyGGUF::metadata)
         .def("metadata_types", &PyGGUF::metadata_types)
+        .def("get", &PyGGUF::get, py::arg("key"))
         .def("tensor_infos", &PyGGUF::tensor_infos)
         .def("raw", &PyGGUF::raw, py::arg("name"))
         .def("dequantize", &PyGGUF::dequantize, py::arg("name"), py::arg("isa") = py::none());
 
+    py::class_<PyTokenizer>(m, "Tokenizer")
+        .def(py::init<const std::string&>(), py::arg("path"))
+        .def("encode", &PyTokenizer::encode, py::arg("text"), py::arg("add_special") = true, py::arg("parse_special") = false,
+             py::arg("add_bos") = py::none(), py::arg("add_eos") = py::none())
+        .def("decode", &PyTokenizer::decode, py::arg("ids"), py::arg("skip_special") = false)
+        .def("token_bytes", &PyTokenizer::token_bytes, py::arg("id"))
+        .def("token_text", &PyTokenizer::token_text, py::arg("id"))
+        .def_property_readonly("vocab_size", [](const PyTokenizer& t) { return t.vocab().size(); })
+        .def_property_readonly("model", [](const PyTokenizer& t) { return t.vocab().model; })
+        .def_property_readonly("pre", [](const PyTokenizer& t) { return t.vocab().pre; })
+        .def_property_readonly("bos_id", [](const PyTokenizer& t) { return t.vocab().bos_id; })
+        .def_property_readonly("eos_id", [](const PyTokenizer& t) { return t.vocab().eos_id; })
+        .def_property_readonly("eot_id", [](const PyTokenizer& t) { return t.vocab().eot_id; })
+        .def_property_readonly("pad_id", [](const PyTokenizer& t) { return t.vocab().pad_id; })
+        .def_property_readonly("unk_id", [](const PyTokenizer& t) { return t.vocab().unk_id; })
+        .def_property_readonly("add_bos", [](const PyTokenizer& t) { return t.vocab().add_bos; })
+        .def_property_readonly("add_eos", [](const PyTokenizer& t) { return t.vocab().add_eos; })
+        .def("token_type", [](const PyTokenizer& t, int32_t id) {
+            if (id < 0 || id >= t.vocab().size()) fail<ArgumentError>("token id ", id, " is out of range");
+            return int(t.vocab().types[size_t(id)]);
+        });
+    py::class_<PyStreamDecoder>(m, "StreamDecoder")
+        .def(py::init<const PyTokenizer&, bool>(), py::arg("tokenizer"), py::arg("skip_special") = false)
+        .def("push", &PyStreamDecoder::push, py::arg("id"))
+        .def("flush", &PyStreamDecoder::flush);
+    // Internal test hook (tests/test_tokenizer_bpe.py): the generated Unicode table for one code point.
+    m.def("_unicode_info", [](uint32_t cp) {
+        return py::make_tuple(unicode_category_name(unicode_category(cp)), unicode_is_space(cp), uint32_t(unicode_fold_ascii(cp)));
+    }, py::arg("cp"));
+
+    m.def("chat_format", [](const std::string& tmpl) { return std::string(chat_format_name(detect_chat_format(tmpl))); },
+          py::arg("template"));
+    m.def("render_chat", [](const std::string& tmpl, const std::vector<std::pair<std::string, std::string>>& messages,
+                            bool add_generation_prompt, const std::string& bos, const std::string& eos) {
+        std::vector<ChatMessage> msgs;
+        for (const auto& [role, content] : messages) msgs.push_back({role, content});
+        return render_chat(detect_chat_format(tmpl), msgs, add_generation_prompt, bos, eos);
+    }, py::arg("template"), py::arg("messages"), py::arg("add_generation_prompt") = true, py::arg("bos") = "",
+       py::arg("eos") = "");
     m.def("quantize", &quantize, py::arg("x"), py::arg("type"), py::arg("isa") = py::none());
     m.def("dequantize", &dequantize, py::arg("data"), py::arg("type"), py::arg("shape"), py::arg("isa") = py::none());
     m.def("type_info", [](const std::string& name) {
