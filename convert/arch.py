@@ -43,6 +43,12 @@ def unpermute_qk(w: np.ndarray, n_head: int) -> np.ndarray:
     return w.reshape(n_head, head_dim // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
+def split_name(gguf_name: str) -> Tuple[str, str]:
+    """"blk.3.attn_q.weight" -> ("attn_q", "weight"); "token_embd.weight" -> ("token_embd", "weight")."""
+    base, _, kind = gguf_name.rpartition(".")
+    return (base.split(".", 2)[-1] if base.startswith("blk.") else base), kind
+
+
 def _get(cfg: dict, *keys: str, default=None, required: bool = True):
     for k in keys:
         if cfg.get(k) is not None:
@@ -152,8 +158,7 @@ class Architecture:
     def expected_shape(self, gguf_name: str) -> Optional[Tuple[int, ...]]:
         """numpy-order shape the tensor must have; None for tensors this table does not know."""
         e, ff, hd, q, kv = self.n_embd, self.n_ff, self.head_dim, self.n_head * self.head_dim, self.n_head_kv * self.head_dim
-        base, _, kind = gguf_name.rpartition(".")
-        base = base.split(".", 2)[-1] if base.startswith("blk.") else base
+        base, kind = split_name(gguf_name)
         weights = {
             "token_embd": (self.n_vocab, e), "output": (self.n_vocab, e), "output_norm": (e,),
             "attn_norm": (e,), "ffn_norm": (e,), "post_attention_norm": (e,), "post_ffw_norm": (e,),
@@ -165,7 +170,7 @@ class Architecture:
         return (biases if kind == "bias" else weights).get(base)
 
     def transform(self, gguf_name: str, data: np.ndarray) -> np.ndarray:
-        base = gguf_name.rsplit(".", 2)[-2] if gguf_name.count(".") >= 1 else gguf_name
+        base, _ = split_name(gguf_name)
         if self.permute_qk_rows and base == "attn_q":
             data = permute_qk(data, self.n_head)
         elif self.permute_qk_rows and base == "attn_k":

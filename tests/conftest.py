@@ -26,3 +26,11 @@ def assert_bits_equal(got: np.ndarray, want: np.ndarray, what: str = "") -> None
         idx = np.unravel_index(np.argmax(np.abs(got.astype(np.float64) - want) * diff), got.shape)
         pytest.fail(f"{what}: {int(diff.sum())} of {got.size} values differ; worst at {idx}: "
                     f"got {got[idx]!r}, want {want[idx]!r}")
+
+
+def finish_gguf(writer) -> None:
+    """Write everything a gguf.GGUFWriter has been given (header, key/values, tensors) and close it."""
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()

@@ -28,6 +28,7 @@ import pytest
 from ember import GGUFFile, models
 from ember.convert import vocab_pre
 from ember.convert.vocab import Vocab, add_vocab, load_vocab
+from conftest import finish_gguf
 
 T = gguf.TokenType
 SAMPLES = [
@@ -44,9 +45,7 @@ def write_gguf(vocab: Vocab, path: Path) -> Dict[str, object]:
     """Write a vocabulary-only GGUF with add_vocab and read its tokenizer.* keys back with ember."""
     writer = gguf.GGUFWriter(str(path), arch="llama")
     add_vocab(writer, vocab)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.close()
+    finish_gguf(writer)
     return gguf_tokenizer_keys(path)
 
 

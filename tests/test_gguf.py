@@ -8,7 +8,7 @@ import pytest
 
 import ember
 from ember import _core
-from conftest import assert_bits_equal
+from conftest import assert_bits_equal, finish_gguf
 
 
 def _reader_metadata(r: gguf.GGUFReader):
@@ -94,10 +94,7 @@ def _write(path, version=3, alignment=None):
     w.add_tensor("b", rng.standard_normal(7).astype(np.float16))
     q = gguf.quants.quantize(rng.standard_normal((2, 64)).astype(np.float32), gguf.GGMLQuantizationType.Q8_0)
     w.add_tensor("c", q, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
+    finish_gguf(w)
     if version != 3:
         data = bytearray(path.read_bytes())
         data[4:8] = struct.pack("<I", version)
@@ -153,9 +150,7 @@ def test_invalid_utf8_is_kept_losslessly(tmp_path):
     path = tmp_path / "t.gguf"
     w = gguf.GGUFWriter(str(path), "llama")
     w.add_string("t.str", "XXXX")
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.close()
+    finish_gguf(w)
     data = path.read_bytes().replace(b"XXXX", b"a\xff\xfeb")
     path.write_bytes(data)
     with ember.GGUFFile(path) as f:
@@ -176,10 +171,7 @@ def test_unsupported_dequantize_is_a_clear_error(tmp_path):
     path = tmp_path / "iq.gguf"
     w = gguf.GGUFWriter(str(path), "llama")
     w.add_tensor("iq", np.zeros((1, 66), dtype=np.uint8), raw_dtype=gguf.GGMLQuantizationType.IQ2_XXS)
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
+    finish_gguf(w)
     with ember.GGUFFile(path) as f:
         assert f.tensors[0].type == "IQ2_XXS" and f.tensors[0].shape == (1, 256)
         assert f.raw_tensor("iq").shape == (1, 66)

@@ -33,6 +33,7 @@ gguf = pytest.importorskip("gguf")
 
 import ember  # noqa: E402
 from ember.errors import GGUFError, GGUFFileNotFoundError  # noqa: E402
+from conftest import finish_gguf  # noqa: E402
 
 # ------------------------------------------------------------------------------------------------
 # GGUF constants (value types and the few ggml tensor types the seeds use)
@@ -308,10 +309,7 @@ def _write_seed(path: Path, rng: np.random.Generator, *, version: int = 3, align
             stored = _quantize(x, qt[tname])
             w.add_tensor(name, stored, raw_dtype=qt[tname])
         arrays[name] = (x, stored, int(qt[tname]))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
+    finish_gguf(w)
     if version != 3:
         with open(path, "r+b") as fh:
             fh.seek(4)

@@ -12,6 +12,7 @@ Gemma 3's llama.cpp-made Q4_K_M reproduced exactly.
 from __future__ import annotations
 
 import os
+from collections import Counter
 import re
 import signal
 import subprocess
@@ -26,6 +27,7 @@ import pytest
 import ember
 from ember import cli, quants
 from ember.quantize import QUANTIZE_MODEL_TYPES, quantize_model
+from conftest import finish_gguf
 
 N_EMBD, N_KV, N_FF, N_VOCAB = 256, 128, 320, 384  # N_FF: ffn_down rows are 320 long, not a multiple of 256
 
@@ -114,10 +116,7 @@ def build_model(path: Path, *, n_layer: int = 4, tied: bool = False, dtype=np.fl
     add("output_norm.weight", (N_EMBD,), norm=True)
     if not tied:
         add("output.weight", (N_VOCAB, N_EMBD))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
+    finish_gguf(w)
     return values
 
 
@@ -203,7 +202,7 @@ def check_output(src: Path, values: dict, out: Path, qtype: str, stats: dict, ex
                 ref = np.asarray(gguf.quants.quantize(x, gguf.GGMLQuantizationType[t.type]))
                 assert np.array_equal(got, ref.view(np.uint8).reshape(-1)), f"{t.name} ({t.type}): differs from gguf-py"
         assert stats["n_tensors"] == len(fout.tensors)
-        assert stats["tensor_types"] == {k: v for k, v in _count(t.type for t in fout.tensors).items()}
+        assert stats["tensor_types"] == dict(Counter(t.type for t in fout.tensors))
         assert stats["n_copied"] == sum(t.type == src_types[t.name] for t in fout.tensors)
         assert stats["n_converted"] + stats["n_copied"] == stats["n_tensors"]
         assert stats["output_bytes"] == os.path.getsize(out) and stats["input_bytes"] == os.path.getsize(src)
@@ -225,13 +224,6 @@ def check_output(src: Path, values: dict, out: Path, qtype: str, stats: dict, ex
             data = gguf.quants.dequantize(np.asarray(t.data), t.tensor_type)
             want = f.read_tensor(t.name)
             assert np.array_equal(data.reshape(want.shape), want), t.name
-
-
-def _count(items):
-    out = {}
-    for x in items:
-        out[x] = out.get(x, 0) + 1
-    return out
 
 
 @pytest.mark.parametrize("qtype", [t for t in TYPES if not t.endswith("_m")])
@@ -372,10 +364,7 @@ def test_alignment_and_3d_tensors(tmp_path):
     x = rng.standard_normal((3, 40, 256)).astype(np.float32)  # three experts of 40 x 256
     w.add_tensor("blk.0.ffn_up_exps.weight", x)
     w.add_tensor("blk.0.ffn_norm.weight", np.ones(256, np.float32))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
+    finish_gguf(w)
     out = tmp_path / "out.gguf"
     run(src, out, "q6_k")
     with ember.GGUFFile(out) as f:

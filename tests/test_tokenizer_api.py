@@ -6,6 +6,7 @@ import gguf
 import pytest
 
 import ember
+from conftest import finish_gguf
 
 
 @pytest.fixture(scope="module")
@@ -73,36 +74,29 @@ def test_bad_input(smol, tmp_path):
         smol.stream().push(49152)
     assert smol.encode("") == [] and smol.decode([]) == ""
 
-    # a GGUF with no vocabulary, and one with a broken vocabulary
-    path = tmp_path / "novocab.gguf"
-    w = gguf.GGUFWriter(str(path), "llama")
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.close()
+    # a GGUF with no vocabulary, and ones with a broken vocabulary
+    def vocab_file(name, fill):
+        path = tmp_path / name
+        w = gguf.GGUFWriter(str(path), "llama")
+        fill(w)
+        finish_gguf(w)
+        return path
+
+    def small_bpe(w, types=None, bos=None):
+        w.add_tokenizer_model("gpt2")
+        w.add_token_list(["a", "b"])
+        w.add_token_merges(["a b"])
+        if types is not None:
+            w.add_token_types(types)
+        if bos is not None:
+            w.add_bos_token_id(bos)
+
     with pytest.raises(ember.GGUFError, match="tokenizer.ggml.model"):
-        ember.Tokenizer.from_gguf(path)
-    path = tmp_path / "badvocab.gguf"
-    w = gguf.GGUFWriter(str(path), "llama")
-    w.add_tokenizer_model("gpt2")
-    w.add_token_list(["a", "b"])
-    w.add_token_types([1, 1, 1])
-    w.add_token_merges(["a b"])
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.close()
+        ember.Tokenizer.from_gguf(vocab_file("novocab.gguf", lambda w: None))
     with pytest.raises(ember.GGUFError, match="has 3 entries for 2 tokens"):
-        ember.Tokenizer.from_gguf(path)
-    path = tmp_path / "badbos.gguf"
-    w = gguf.GGUFWriter(str(path), "llama")
-    w.add_tokenizer_model("gpt2")
-    w.add_token_list(["a", "b"])
-    w.add_token_merges(["a b"])
-    w.add_bos_token_id(7)
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.close()
+        ember.Tokenizer.from_gguf(vocab_file("badvocab.gguf", lambda w: small_bpe(w, types=[1, 1, 1])))
     with pytest.raises(ember.GGUFError, match="outside the vocabulary"):
-        ember.Tokenizer.from_gguf(path)
+        ember.Tokenizer.from_gguf(vocab_file("badbos.gguf", lambda w: small_bpe(w, bos=7)))
     with pytest.raises(FileNotFoundError):
         ember.Tokenizer.from_gguf(tmp_path / "missing.gguf")
 

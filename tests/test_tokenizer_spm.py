@@ -34,6 +34,7 @@ from ember import _core, models
 from ember.convert.vocab import add_vocab, load_vocab
 from test_convert_vocab import hf_folder, spm_tokenizer
 from tokenizer_corpus import corpus
+from conftest import finish_gguf
 
 CORPUS = corpus()
 USER_DEFINED = ["<tool>", "<|sep|>"]
@@ -139,9 +140,7 @@ def to_gguf(model_proto: bytes, folder: Path):
     vocab = load_vocab(folder)
     writer = gguf.GGUFWriter(str(folder / "vocab.gguf"), arch="llama")
     add_vocab(writer, vocab)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.close()
+    finish_gguf(writer)
     return _core.Tokenizer(str(folder / "vocab.gguf")), vocab
 
 
@@ -271,9 +270,7 @@ def test_no_byte_tokens_and_no_unknown_token_is_an_error(tmp_path):
     w.add_token_scores([0.0, 0.0, 1.0])
     w.add_token_types([1, 1, 1])
     w.add_add_space_prefix(False)
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.close()
+    finish_gguf(w)
     tok = _core.Tokenizer(str(path))
     assert tok.encode(b"abab", False, False) == [2, 2]
     with pytest.raises(ValueError, match=r"cannot encode .*<0xC3><0xA9>"):

@@ -140,11 +140,8 @@ static std::string sanitize_utf8(std::string_view s) {
 
 std::string StreamDecoder::push(int32_t id) {
     const Vocab& v = tok_.vocab();
-    if (skip_special_ && id >= 0 && id < v.size() && v.is_control(id)) {
-        tok_.token_bytes(id);  // still validates the id
-        return {};
-    }
-    std::string piece = tok_.token_bytes(id);
+    std::string piece = tok_.token_bytes(id);  // validates the id
+    if (skip_special_ && v.is_control(id)) return {};
     if (first_) {
         // SentencePiece's dummy prefix: the space the encoder added is not part of the text.
         if (v.kind == Vocab::Kind::SPM && v.add_space_prefix && !piece.empty() && piece[0] == ' ' && !v.is_control(id))

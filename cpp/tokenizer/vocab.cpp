@@ -91,8 +91,8 @@ Vocab load_vocab(const GGUFFile& file) {
         v.merge_rank.reserve(size_t(merges->count));
         for (uint64_t i = 0; i < merges->count; ++i) {
             std::string_view m = merges->strings[i];
-            // "left right", split at the first space after the first byte (a piece may be " "?
-            // no: byte-level BPE pieces never contain a raw space, they use U+0120)
+            // "left right": byte-level pieces spell a space as U+0120, so the first raw space
+            // separates the two (searching from 1 keeps a one-byte " " piece on the left)
             const size_t sp = m.find(' ', 1);
             if (sp == std::string_view::npos) r.error("tokenizer.ggml.merges", "merge ", i, " ('", std::string(m), "') has no space");
             v.merge_rank.emplace(std::make_pair(std::string(m.substr(0, sp)), std::string(m.substr(sp + 1))), int32_t(i));
