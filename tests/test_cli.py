@@ -1,6 +1,7 @@
 """The `ember` command line: `ember info` on real and broken files."""
 
 import importlib.metadata
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -51,3 +52,15 @@ def test_console_script(smollm2_path):
     assert done.returncode == 0 and "architecture:  llama" in done.stdout
     done = subprocess.run([sys.executable, "-m", "ember.cli", "info"], capture_output=True, text=True)
     assert done.returncode == 2 and "model" in done.stderr  # argparse: missing argument
+
+
+def test_info_into_a_closed_pipe_is_quiet(smollm2_path):
+    # `ember info model.gguf | head -1`: the reader has gone before ember writes
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        done = subprocess.run([sys.executable, "-m", "ember.cli", "info", str(smollm2_path)], stdout=w,
+                              stderr=subprocess.PIPE, text=True)
+    finally:
+        os.close(w)
+    assert done.returncode == 0 and "error" not in done.stderr, done.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections import Counter
 from typing import List, Optional
@@ -128,6 +129,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 1
     try:
         return args.func(args)
+    except BrokenPipeError:
+        # the reader went away (`ember info x | head`): not an error; keep Python's exit-time
+        # flush from failing on the closed pipe
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (GGUFError, OSError, ValueError) as e:
         print(f"ember {args.command}: error: {e}", file=sys.stderr)
         return 1
