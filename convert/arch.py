@@ -249,8 +249,29 @@ class Gemma3(Architecture):
 
     def write_hparams(self, w: gguf.GGUFWriter) -> None:
         super().write_hparams(w)
+        cfg = self.config
+        if cfg.get("attn_logit_softcapping") is not None:
+            raise ConfigError("config.json: attn_logit_softcapping is not supported")
         if self.sliding_window:
             w.add_sliding_window(int(self.sliding_window))
+            # llama.cpp assumes every sixth layer global and base 10000 for the others; a config
+            # that says otherwise is written out (keys llama.cpp ignores for Gemma 3, ember reads)
+            types = cfg.get("layer_types")
+            if isinstance(types, list) and len(types) == self.n_layer:
+                w.add_sliding_window_pattern([t == "sliding_attention" for t in types])
+            elif cfg.get("sliding_window_pattern") not in (None, 6):
+                w.add_sliding_window_pattern(int(cfg["sliding_window_pattern"]))
+            params = cfg.get("rope_parameters")
+            local = params.get("sliding_attention") if isinstance(params, dict) else None
+            swa_base = float((local or {}).get("rope_theta") or cfg.get("rope_local_base_freq") or 10000.0)
+            if swa_base != 10000.0:
+                w.add_rope_freq_base_swa(swa_base)
+        # Hugging Face scales q.k by query_pre_attn_scalar^-0.5; llama.cpp by head_dim^-0.5
+        scalar = cfg.get("query_pre_attn_scalar")
+        if scalar is not None and float(scalar) != float(self.head_dim):
+            w.add_attention_scale(float(scalar) ** -0.5)
+        if cfg.get("final_logit_softcapping") is not None:
+            w.add_final_logit_softcapping(float(cfg["final_logit_softcapping"]))
 
     def rope(self) -> Dict:
         # The global layers' RoPE; the sliding layers' base (10000) is fixed by the architecture.

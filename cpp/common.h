@@ -34,6 +34,11 @@ struct ArgumentError : Error {
     using Error::Error;
 };
 
+// A fixed capacity ran out: sequence slots or KV-cache blocks (the caller may wait and retry).
+struct CapacityError : Error {
+    using Error::Error;
+};
+
 template <class E = Error, class... Args>
 [[noreturn]] void fail(const Args&... args) {
     std::ostringstream os;

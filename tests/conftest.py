@@ -34,3 +34,31 @@ def finish_gguf(writer) -> None:
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
+
+
+@pytest.fixture(scope="session")
+def smollm2_hf(smollm2_path, tmp_path_factory):
+    """The SmolLM2 GGUF dequantized by transformers into a clean Hugging Face folder (float32)."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    out = tmp_path_factory.mktemp("smollm2_hf")
+    d, name = str(smollm2_path.parent), smollm2_path.name
+    loaded = transformers.AutoModelForCausalLM.from_pretrained(d, gguf_file=name, dtype=torch.float32)
+    clean = transformers.LlamaForCausalLM(loaded.config)
+    clean.load_state_dict(loaded.state_dict())
+    clean.save_pretrained(out)
+    transformers.AutoTokenizer.from_pretrained(d, gguf_file=name).save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf(tmp_path_factory):
+    """A tiny random Llama (2 layers, 64 wide, a 320-token BPE vocabulary) converted to F32 GGUF."""
+    pytest.importorskip("transformers")
+    from ember.convert import convert
+    from tiny_models import make_tiny_model
+
+    d = tmp_path_factory.mktemp("tiny_llama")
+    make_tiny_model("llama", d / "hf")
+    convert(d / "hf", d / "tiny.gguf", "f32", progress=False)
+    return d / "tiny.gguf"

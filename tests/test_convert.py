@@ -20,53 +20,9 @@ tokenizers = pytest.importorskip("tokenizers")
 import ember
 from ember.convert import CheckpointError, ConfigError, convert
 from ember.convert.arch import unpermute_qk
+from tiny_models import FAMILIES, make_tiny_model
 
 GQ = gguf.GGMLQuantizationType
-
-SAMPLE_TEXT = ("The quick brown fox jumps over the lazy dog. 0123456789 ember converts tiny models!\n"
-               "def f(x):\n    return x * 2  # code\n") * 20
-
-
-def _tokenizer(vocab_size: int):
-    """A byte-level BPE tokenizer trained here, saved the way transformers saves one."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>", "<s>", "</s>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator([SAMPLE_TEXT], trainer)
-    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
-                                                unk_token="<|endoftext|>")
-    return fast
-
-
-FAMILIES = {
-    "llama": (transformers.LlamaConfig, transformers.LlamaForCausalLM, {}),
-    "mistral": (transformers.MistralConfig, transformers.MistralForCausalLM, {}),
-    "qwen2": (transformers.Qwen2Config, transformers.Qwen2ForCausalLM, {}),
-    "qwen3": (transformers.Qwen3Config, transformers.Qwen3ForCausalLM, {"head_dim": 24}),
-    "gemma3": (transformers.Gemma3TextConfig, transformers.Gemma3ForCausalLM, {"head_dim": 16, "sliding_window": 16}),
-}
-
-
-def make_tiny_model(family: str, path, *, tie: bool = False, shard: bool = False):
-    """A random model with every parameter (norms and biases included) drawn at random."""
-    config_cls, model_cls, extra = FAMILIES[family]
-    tok = _tokenizer(320)
-    cfg = config_cls(vocab_size=len(tok), hidden_size=64, intermediate_size=96, num_hidden_layers=2,
-                     num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                     tie_word_embeddings=tie, rms_norm_eps=1e-5, **extra)
-    torch.manual_seed(hash(family) % 1000)
-    model = model_cls(cfg)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn_like(p) * 0.2)
-    model.save_pretrained(path, max_shard_size="40KB" if shard else "2GB")
-    tok.save_pretrained(path)
-    return model
-
 
 def hf_to_gguf_name(arch, name):
     return arch.gguf_name(name)
@@ -235,19 +191,6 @@ def test_bad_inputs(tmp_path):
 
 
 # ------------------------------------------------------------------------------- a real checkpoint
-@pytest.fixture(scope="module")
-def smollm2_hf(smollm2_path, tmp_path_factory):
-    """The SmolLM2 GGUF dequantized by transformers into a clean Hugging Face folder."""
-    out = tmp_path_factory.mktemp("smollm2_hf")
-    d, name = str(smollm2_path.parent), smollm2_path.name
-    loaded = transformers.AutoModelForCausalLM.from_pretrained(d, gguf_file=name, dtype=torch.float32)
-    clean = transformers.LlamaForCausalLM(loaded.config)
-    clean.load_state_dict(loaded.state_dict())
-    clean.save_pretrained(out)
-    transformers.AutoTokenizer.from_pretrained(d, gguf_file=name).save_pretrained(out)
-    return out
-
-
 @pytest.mark.slow
 def test_smollm2_round_trip(smollm2_path, smollm2_hf, tmp_path):
     out = tmp_path / "smollm2-f32.gguf"

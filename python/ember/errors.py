@@ -14,3 +14,8 @@ class GGUFOpenError(GGUFError, OSError):
 
 class GGUFFileNotFoundError(GGUFOpenError, FileNotFoundError):
     """The GGUF file does not exist."""
+
+
+class CapacityError(RuntimeError):
+    """A fixed capacity ran out: every sequence slot is in use, or the KV cache has too few free
+    blocks. Nothing was changed; retrying after another request finishes may succeed."""

@@ -1,0 +1,148 @@
+// generate.cpp — see generate.h.
+#include "generate.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "common.h"
+
+namespace ember {
+
+using Clock = std::chrono::steady_clock;
+
+static double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+const char* finish_reason_name(FinishReason r) {
+    switch (r) {
+        case FinishReason::Stop: return "stop";
+        case FinishReason::Length: return "length";
+        default: return "";
+    }
+}
+
+static std::vector<int32_t> checked_prompt(const Context& ctx, std::vector<int32_t> prompt) {
+    if (prompt.empty()) fail<ArgumentError>("the prompt is empty (no tokens)");
+    for (int32_t id : prompt)
+        if (id < 0 || id >= ctx.n_vocab())
+            fail<ArgumentError>("prompt token id ", id, " is out of range (vocabulary of ", ctx.n_vocab(), ")");
+    if (int64_t(prompt.size()) > ctx.n_ctx())
+        fail<ArgumentError>("the prompt has ", prompt.size(), " tokens, more than the context size (n_ctx = ", ctx.n_ctx(), ")");
+    return prompt;
+}
+
+Generation::Generation(Context& ctx, std::vector<int32_t> prompt, const GenerateParams& params)
+    : ctx_(ctx),
+      prompt_(checked_prompt(ctx, std::move(prompt))),
+      params_(params),
+      sampler_(params.sampling, ctx.n_vocab()),
+      decoder_(ctx.model().tokenizer(), params.skip_special, /*continuation=*/true) {
+    for (const std::string& s : params_.stop) {
+        if (s.empty()) fail<ArgumentError>("stop strings must not be empty");
+        max_stop_len_ = std::max(max_stop_len_, s.size());
+    }
+    const int32_t need = (int32_t(prompt_.size()) + ctx.kv().params().block_size - 1) / ctx.kv().params().block_size;
+    if (need > ctx.kv().n_blocks_free())
+        fail<CapacityError>("KV cache full: the prompt needs ", need, " blocks, ", ctx.kv().n_blocks_free(), " are free");
+    seq_ = ctx_.kv().seq_new();
+    if (params_.max_tokens > 0) tokens_.reserve(size_t(params_.max_tokens));
+    logits_.resize(size_t(ctx.n_vocab()));
+}
+
+void Generation::evaluate() {
+    const float* row = ctx_.decode(batch_);
+    std::copy(row, row + logits_.size(), logits_.begin());
+}
+
+Generation::~Generation() {
+    if (seq_ >= 0 && ctx_.kv().seq_exists(seq_)) ctx_.kv().seq_free(seq_);
+}
+
+void Generation::prefill() {
+    const auto t0 = Clock::now();
+    prefilled_ = true;
+    for (int32_t id : prompt_) sampler_.accept(id);
+    if (params_.max_tokens == 0) {
+        finish(FinishReason::Length);
+        return;
+    }
+    batch_.clear();
+    for (size_t i = 0; i < prompt_.size(); ++i) batch_.add(prompt_[i], int32_t(i), seq_, i + 1 == prompt_.size());
+    evaluate();
+    stats_.n_prompt = int32_t(prompt_.size());
+    stats_.prompt_seconds = seconds_since(t0);
+}
+
+void Generation::finish(FinishReason r) {
+    finish_ = r;
+    // Release the sequence now: a finished generation holds no KV blocks while its text is read.
+    if (seq_ >= 0 && ctx_.kv().seq_exists(seq_)) ctx_.kv().seq_free(seq_);
+    seq_ = -1;
+}
+
+void Generation::step() {
+    const Tokenizer& tok = ctx_.model().tokenizer();
+    const int32_t id = sampler_.sample(logits_.data());
+    tokens_.push_back(id);
+    ++stats_.n_generated;
+    if (!params_.ignore_eos && tok.is_eog(id)) {
+        pending_ += decoder_.flush();
+        finish(FinishReason::Stop);
+        return;
+    }
+    sampler_.accept(id);
+    pending_ += decoder_.push(id);
+    if (max_stop_len_ > 0) {
+        size_t at = std::string::npos;
+        for (const std::string& s : params_.stop) at = std::min(at, pending_.find(s));
+        if (at != std::string::npos) {
+            pending_.resize(at);
+            finish(FinishReason::Stop);
+            return;
+        }
+    }
+    const int32_t len = ctx_.kv().seq_len(seq_);
+    if ((params_.max_tokens >= 0 && stats_.n_generated >= params_.max_tokens) || len >= ctx_.n_ctx()) {
+        pending_ += decoder_.flush();
+        finish(FinishReason::Length);
+        return;
+    }
+    batch_.clear();
+    batch_.add(id, len, seq_, true);
+    evaluate();
+}
+
+// The longest suffix of `text` that is a proper prefix of a stop string must wait: the next
+// token may complete the stop string.
+std::string Generation::take_ready(bool final_piece) {
+    size_t hold = 0;
+    if (!final_piece) {
+        for (const std::string& s : params_.stop)
+            for (size_t n = std::min(s.size() - 1, pending_.size()); n > hold; --n)
+                if (pending_.compare(pending_.size() - n, n, s, 0, n) == 0) {
+                    hold = n;
+                    break;
+                }
+    }
+    std::string ready = pending_.substr(0, pending_.size() - hold);
+    pending_.erase(0, pending_.size() - hold);
+    emitted_ += ready;
+    return ready;
+}
+
+std::string Generation::next() {
+    if (done()) return take_ready(true);
+    if (!prefilled_) {
+        prefill();
+        if (done()) return take_ready(true);
+    }
+    const auto t1 = Clock::now();
+    std::string ready;
+    while (!done() && ready.empty()) {
+        step();
+        ready = take_ready(done());
+    }
+    stats_.generate_seconds += seconds_since(t1);
+    return ready;
+}
+
+}  // namespace ember

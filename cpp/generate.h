@@ -1,0 +1,87 @@
+// generate.h — one sequence from prompt to finish: prefill, then sample / decode one token at a
+// time, turning tokens into text as it goes and ending on EOS, a stop string, max_tokens or
+// the context size. `main`, the Python binding and (later) the server all generate through it.
+//
+// Stop strings are never emitted: text that could still turn out to be the start of a stop
+// string is held back until it cannot (or the generation ends). When one appears, the text
+// ends right before it and the finish reason is "stop"; EOS (any end-of-generation token)
+// also gives "stop" and is not part of the text. max_tokens or a full context give "length".
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "batch.h"
+#include "context.h"
+#include "sampler.h"
+#include "tokenizer/tokenizer.h"
+
+namespace ember {
+
+struct GenerateParams {
+    SamplingParams sampling;
+    int32_t max_tokens = -1;          // < 0: until EOS or the context is full
+    std::vector<std::string> stop;    // stop strings
+    bool ignore_eos = false;          // keep going past end-of-generation tokens
+    bool skip_special = true;         // leave control tokens out of the text
+};
+
+enum class FinishReason { None, Stop, Length };
+const char* finish_reason_name(FinishReason r);  // "", "stop", "length"
+
+struct GenerationStats {
+    int32_t n_prompt = 0;         // prompt tokens evaluated
+    int32_t n_generated = 0;      // tokens sampled
+    double prompt_seconds = 0;    // prefill, up to the first sampled token
+    double generate_seconds = 0;  // everything after
+};
+
+class Generation {
+public:
+    // Takes a sequence slot in the context's KV cache for as long as it lives. Throws
+    // ArgumentError for an empty prompt, an id out of range or a prompt longer than n_ctx,
+    // CapacityError when no sequence slot or too few KV blocks are free.
+    Generation(Context& ctx, std::vector<int32_t> prompt, const GenerateParams& params);
+    ~Generation();
+    Generation(const Generation&) = delete;
+    Generation& operator=(const Generation&) = delete;
+
+    // Computes until some text is ready or the generation ends; returns that text (possibly
+    // empty at the very end). Calling it after done() returns "".
+    std::string next();
+    bool done() const { return finish_ != FinishReason::None; }
+    FinishReason finish_reason() const { return finish_; }
+    const std::vector<int32_t>& prompt() const { return prompt_; }
+    const std::vector<int32_t>& tokens() const { return tokens_; }  // sampled ids (EOS included)
+    const std::string& text() const { return emitted_; }            // everything next() returned
+    const GenerationStats& stats() const { return stats_; }
+    int32_t seq_id() const { return seq_; }
+
+private:
+    void prefill();
+    void evaluate();                  // decode batch_ and keep its logits
+    void step();                      // sample one token, decode it, feed it back
+    std::string take_ready(bool final_piece);
+    void finish(FinishReason r);
+
+    Context& ctx_;
+    std::vector<int32_t> prompt_;
+    GenerateParams params_;
+    Sampler sampler_;
+    StreamDecoder decoder_;
+    Batch batch_;
+    int32_t seq_ = -1;
+    // The last evaluated token's logits, copied out of the context: other generations may use
+    // the context between two calls of next().
+    std::vector<float> logits_;
+    bool prefilled_ = false;
+    FinishReason finish_ = FinishReason::None;
+    std::vector<int32_t> tokens_;
+    std::string pending_;             // decoded, not yet emitted (may start a stop string)
+    std::string emitted_;
+    size_t max_stop_len_ = 0;
+    GenerationStats stats_;
+};
+
+}  // namespace ember

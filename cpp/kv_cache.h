@@ -1,0 +1,107 @@
+// kv_cache.h — the paged KV cache: a pool of fixed-size blocks, a block table per sequence.
+//
+// A block holds block_size consecutive token positions of one sequence, for every layer, keys
+// and values (fp16 by default, or f32). A sequence's position p lives in block
+// table[p / block_size] at row p % block_size, so attention reads K/V through the table and a
+// sequence never needs contiguous memory. Blocks are reference-counted: fork() gives a new
+// sequence the same blocks (a shared prefix costs nothing), and the first write into a shared
+// block copies it (copy-on-write), so the two sequences diverge without disturbing each other.
+// Freeing a sequence returns every block whose count drops to zero.
+//
+// Memory layout: for each layer, one array of n_blocks blocks of keys and one of values;
+// a block is block_size rows of k_dim (v_dim) elements.
+#pragma once
+
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <vector>
+
+#include "quants/types.h"
+
+namespace ember {
+
+struct KVCacheParams {
+    int32_t n_layer = 0;
+    int32_t k_dim = 0;        // elements per key row (n_head_kv * head_dim)
+    int32_t v_dim = 0;
+    int32_t block_size = 16;  // tokens per block
+    int32_t n_blocks = 0;
+    int32_t n_seq_max = 1;    // sequence slots (ids 0 .. n_seq_max-1)
+    GGMLType type = GGMLType::F16;  // F16 or F32
+};
+
+class KVCache {
+public:
+    explicit KVCache(const KVCacheParams& p);  // throws ArgumentError / Error (allocation)
+
+    const KVCacheParams& params() const { return p_; }
+    uint64_t bytes() const { return pool_bytes_; }
+    uint64_t k_row_bytes() const { return k_row_bytes_; }
+    uint64_t v_row_bytes() const { return v_row_bytes_; }
+
+    // --- sequences -------------------------------------------------------------------------
+    // A new empty sequence; throws CapacityError when all n_seq_max slots are in use.
+    int32_t seq_new();
+    // A new sequence holding src's tokens, sharing its blocks.
+    int32_t seq_fork(int32_t src);
+    // Drop the sequence and release its blocks.
+    void seq_free(int32_t seq);
+    // Keep only the first n tokens (blocks past them are released).
+    void seq_truncate(int32_t seq, int32_t n);
+    bool seq_exists(int32_t seq) const;
+    int32_t seq_len(int32_t seq) const;               // tokens stored
+    const std::vector<int32_t>& seq_blocks(int32_t seq) const;
+    int32_t n_seq_active() const;
+
+    // --- writing ----------------------------------------------------------------------------
+    // Blocks that reserve(seq, n) would take from the pool (new blocks plus a copy of a shared
+    // last block), without taking them.
+    int32_t blocks_needed(int32_t seq, int32_t n) const;
+    // Make rows len .. len+n-1 of seq writable: allocate blocks, copy a shared partly filled
+    // last block. Throws CapacityError (and changes nothing) when the pool has too few blocks.
+    void reserve(int32_t seq, int32_t n);
+    // Mark n more rows as stored (after the forward pass wrote them).
+    void commit(int32_t seq, int32_t n);
+
+    // Row pointers for position pos of seq in a layer (pos must be reserved).
+    uint8_t* k_row(int32_t layer, int32_t seq, int32_t pos);
+    uint8_t* v_row(int32_t layer, int32_t seq, int32_t pos);
+    // Start of a layer's key (value) block array; block b starts b * block_stride bytes later.
+    const uint8_t* k_layer(int32_t layer) const { return base() + uint64_t(layer) * layer_stride_; }
+    const uint8_t* v_layer(int32_t layer) const { return base() + uint64_t(layer) * layer_stride_ + v_offset_; }
+    uint64_t k_block_stride() const { return k_block_bytes_; }
+    uint64_t v_block_stride() const { return v_block_bytes_; }
+
+    // --- accounting ---------------------------------------------------------------------------
+    int32_t n_blocks_free() const { return int32_t(free_.size()); }
+    int32_t n_blocks_used() const { return p_.n_blocks - n_blocks_free(); }
+    int32_t block_refcount(int32_t block) const;
+
+private:
+    struct Seq {
+        bool active = false;
+        int32_t len = 0;
+        std::vector<int32_t> blocks;
+    };
+    const uint8_t* base() const { return pool_.get(); }
+    uint8_t* base() { return pool_.get(); }
+    Seq& seq(int32_t id);
+    const Seq& seq(int32_t id) const;
+    int32_t take_block();
+    void release_block(int32_t b);
+    void copy_block(int32_t from, int32_t to);
+
+    KVCacheParams p_;
+    uint64_t k_row_bytes_ = 0, v_row_bytes_ = 0, k_block_bytes_ = 0, v_block_bytes_ = 0;
+    uint64_t layer_stride_ = 0, v_offset_ = 0;
+    // Every layer's blocks. calloc'd: the OS hands out zero pages lazily, so memory is resident
+    // only once blocks are used.
+    std::unique_ptr<uint8_t, void (*)(void*)> pool_{nullptr, std::free};
+    uint64_t pool_bytes_ = 0;
+    std::vector<int32_t> refcount_;     // per block
+    std::vector<int32_t> free_;         // stack of free blocks (lowest id on top)
+    std::vector<Seq> seqs_;
+};
+
+}  // namespace ember

@@ -1,0 +1,219 @@
+// forward.cpp — one decoder-only transformer, written once for every architecture in arch.h:
+//
+//   x = embed(tokens)                               (* sqrt(n_embd) for Gemma)
+//   for each layer:
+//     h = rms_norm(x) * attn_norm
+//     q, k, v = h Wq (+bq), h Wk (+bk), h Wv (+bv)  (q/k RMSNorm per head for Qwen3, Gemma 3)
+//     q, k = rope(q, pos), rope(k, pos)              (the layer's own RoPE base for Gemma 3)
+//     cache[seq, pos] = k, v
+//     a = softmax(q k^T * scale over the visible positions) v      (causal; a window on SWA layers)
+//     o = a Wo (+bo)                                 (then rms_norm(o) * post_attention_norm for Gemma)
+//     x = x + o
+//     h = rms_norm(x) * ffn_norm
+//     f = (act(h Wgate) * (h Wup)) Wdown            (SiLU, or GELU-tanh for Gemma; post_ffw_norm)
+//     x = x + f
+//   logits = rms_norm(x) * output_norm  Wout        (for the tokens that asked; Gemma's soft cap)
+//
+// Tensors are rows of floats, one row per token of the micro-batch: [T, width].
+#include "model/forward.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "ops/activation.h"
+#include "ops/attention.h"
+#include "ops/norm.h"
+#include "ops/rope.h"
+#include "threadpool.h"
+
+namespace ember {
+
+static int64_t max_row_length(const HParams& hp) {
+    return std::max<int64_t>({hp.n_embd, hp.n_ff, hp.q_dim()});
+}
+
+ForwardBuffers::ForwardBuffers(const HParams& hp, int32_t n_batch_, int32_t n_ctx_, int n_threads)
+    : n_batch(n_batch_),
+      n_ctx(n_ctx_),
+      x(size_t(n_batch_) * size_t(hp.n_embd)),
+      xb(x.size()),
+      q(size_t(n_batch_) * size_t(hp.q_dim())),
+      k(size_t(n_batch_) * size_t(hp.k_dim())),
+      v(size_t(n_batch_) * size_t(hp.v_dim())),
+      att(q.size()),
+      proj(x.size()),
+      gate(size_t(n_batch_) * size_t(hp.n_ff)),
+      up(gate.size()),
+      rope_cs(size_t(n_batch_) * size_t(hp.rope.n_dims)),
+      rope_cs_swa(size_t(n_batch_) * size_t(hp.rope_swa.n_dims)),
+      scores(size_t(n_threads) * size_t(n_ctx_)),
+      mm(n_threads, max_row_length(hp)) {
+    out_rows.reserve(size_t(n_batch_));
+}
+
+namespace {
+
+// Everything one micro-batch needs, so the steps below read as the paper names them.
+struct Pass {
+    const Model& model;
+    const HParams& hp;
+    const Batch& batch;
+    int32_t begin, T;  // tokens batch[begin .. begin+T)
+    KVCache& kv;
+    ThreadPool& pool;
+    ForwardBuffers& buf;
+    const KernelTable& k;
+
+    // Row-wise RMSNorm of T rows of width n (in may equal out).
+    void norm_rows(const float* in, const TensorView& w, int64_t n, float* out) {
+        pool.parallel_for(T, [&](int64_t t0, int64_t t1, int) {
+            for (int64_t t = t0; t < t1; ++t) rms_norm(in + t * n, w.f32(), n, hp.norm_eps, out + t * n);
+        });
+    }
+
+    void add_bias(float* y, const TensorView& b, int64_t n) {
+        if (b.empty()) return;
+        for (int64_t t = 0; t < T; ++t)
+            for (int64_t i = 0; i < n; ++i) y[t * n + i] += b.f32()[i];
+    }
+
+    void embed() {
+        const TensorView& emb = model.weights().token_embd;
+        const DequantizeRowFn dequantize = k.dequantize[uint32_t(emb.type)];
+        const float scale = hp.traits->embedding_scale ? float(std::sqrt(double(hp.n_embd))) : 1.0f;
+        for (int32_t t = 0; t < T; ++t) {
+            float* x = buf.x.data() + int64_t(t) * hp.n_embd;
+            dequantize(emb.row(batch.token[size_t(begin + t)]), x, hp.n_embd);
+            if (scale != 1.0f)
+                for (int32_t i = 0; i < hp.n_embd; ++i) x[i] *= scale;
+        }
+    }
+
+    void rope_tables() {
+        const float* factors = model.weights().rope_freqs.empty() ? nullptr : model.weights().rope_freqs.f32();
+        for (int32_t t = 0; t < T; ++t) {
+            const int32_t pos = batch.pos[size_t(begin + t)];
+            rope_cos_sin(hp.rope, factors, pos, buf.rope_cs.data() + int64_t(t) * hp.rope.n_dims);
+            if (hp.traits->sliding_window)
+                rope_cos_sin(hp.rope_swa, nullptr, pos, buf.rope_cs_swa.data() + int64_t(t) * hp.rope_swa.n_dims);
+        }
+    }
+
+    void attention(int il) {
+        const LayerWeights& L = model.weights().layers[size_t(il)];
+        const bool swa = hp.swa_layers[size_t(il)];
+        const int32_t qd = hp.q_dim(), kd = hp.k_dim(), vd = hp.v_dim(), hd = hp.head_dim_k;
+        float *q = buf.q.data(), *kk = buf.k.data(), *v = buf.v.data();
+
+        norm_rows(buf.x.data(), L.attn_norm, hp.n_embd, buf.xb.data());     // [T, n_embd]
+        const MatmulOut qkv[3] = {{&L.wq, q, qd}, {&L.wk, kk, kd}, {&L.wv, v, vd}};
+        matmul(qkv, 3, buf.xb.data(), hp.n_embd, T, pool, buf.mm, k);     // [T, q_dim], [T, k_dim], [T, v_dim]
+        add_bias(q, L.bq, qd);
+        add_bias(kk, L.bk, kd);
+        add_bias(v, L.bv, vd);
+
+        // per-head q/k norms, RoPE, and the new keys and values into the cache
+        const RopeParams& rp = swa ? hp.rope_swa : hp.rope;
+        const float* cs_all = swa ? buf.rope_cs_swa.data() : buf.rope_cs.data();
+        pool.parallel_for(T, [&](int64_t t0, int64_t t1, int) {
+            for (int64_t t = t0; t < t1; ++t) {
+                float* qt = q + t * qd;
+                float* kt = kk + t * kd;
+                if (hp.traits->qk_norm) {
+                    for (int32_t h = 0; h < hp.n_head; ++h) rms_norm(qt + h * hd, L.q_norm.f32(), hd, hp.norm_eps, qt + h * hd);
+                    for (int32_t h = 0; h < hp.n_head_kv; ++h) rms_norm(kt + h * hd, L.k_norm.f32(), hd, hp.norm_eps, kt + h * hd);
+                }
+                const float* cs = cs_all + t * rp.n_dims;
+                rope_apply(qt, hp.n_head, hd, rp.n_dims, hp.traits->rope_style, cs);
+                rope_apply(kt, hp.n_head_kv, hd, rp.n_dims, hp.traits->rope_style, cs);
+                const int32_t s = batch.seq[size_t(begin + t)], pos = batch.pos[size_t(begin + t)];
+                store_row(kt, kv.k_row(il, s, pos), kd);
+                store_row(v + t * vd, kv.v_row(il, s, pos), vd);
+            }
+        });
+
+        // attention, one (token, head) pair at a time
+        const int32_t group = hp.n_head / hp.n_head_kv;
+        const bool f16 = kv.params().type == GGMLType::F16;
+        const uint64_t elem = f16 ? 2 : 4;
+        pool.parallel_for(int64_t(T) * hp.n_head, [&](int64_t i0, int64_t i1, int thread) {
+            float* scores = buf.scores.data() + int64_t(thread) * buf.n_ctx;
+            for (int64_t i = i0; i < i1; ++i) {
+                const int32_t t = int32_t(i / hp.n_head), h = int32_t(i % hp.n_head), kvh = h / group;
+                const int32_t s = batch.seq[size_t(begin + t)], pos = batch.pos[size_t(begin + t)];
+                const std::vector<int32_t>& blocks = kv.seq_blocks(s);
+                PagedRows kr{kv.k_layer(il) + uint64_t(kvh) * hd * elem, kv.k_block_stride(), kv.k_row_bytes(),
+                             kv.params().block_size, blocks.data(), f16};
+                PagedRows vr{kv.v_layer(il) + uint64_t(kvh) * hd * elem, kv.v_block_stride(), kv.v_row_bytes(),
+                             kv.params().block_size, blocks.data(), f16};
+                const int32_t j0 = swa && hp.n_swa > 0 ? std::max(0, pos - hp.n_swa + 1) : 0;
+                attend(q + int64_t(t) * qd + h * hd, hd, kr, vr, j0, pos, hp.attn_scale, scores,
+                       buf.att.data() + int64_t(t) * qd + h * hd, k);
+            }
+        });
+
+        matmul(L.wo, buf.att.data(), qd, T, buf.proj.data(), hp.n_embd, pool, buf.mm, k);   // [T, n_embd]
+        add_bias(buf.proj.data(), L.bo, hp.n_embd);
+        if (hp.traits->sandwich_norms) norm_rows(buf.proj.data(), L.post_attn_norm, hp.n_embd, buf.proj.data());
+        residual();
+    }
+
+    void feed_forward(int il) {
+        const LayerWeights& L = model.weights().layers[size_t(il)];
+        norm_rows(buf.x.data(), L.ffn_norm, hp.n_embd, buf.xb.data());      // [T, n_embd]
+        const MatmulOut gate_up[2] = {{&L.ffn_gate, buf.gate.data(), hp.n_ff}, {&L.ffn_up, buf.up.data(), hp.n_ff}};
+        matmul(gate_up, 2, buf.xb.data(), hp.n_embd, T, pool, buf.mm, k);   // [T, n_ff] twice
+        const int64_t n = int64_t(T) * hp.n_ff;
+        if (hp.traits->activation == Activation::GELUTanh) gated<gelu_tanh>(buf.gate.data(), buf.up.data(), buf.gate.data(), n);
+        else gated<silu>(buf.gate.data(), buf.up.data(), buf.gate.data(), n);
+        matmul(L.ffn_down, buf.gate.data(), hp.n_ff, T, buf.proj.data(), hp.n_embd, pool, buf.mm, k);  // [T, n_embd]
+        if (hp.traits->sandwich_norms) norm_rows(buf.proj.data(), L.post_ffw_norm, hp.n_embd, buf.proj.data());
+        residual();
+    }
+
+    void residual() {
+        const int64_t n = int64_t(T) * hp.n_embd;
+        for (int64_t i = 0; i < n; ++i) buf.x[size_t(i)] += buf.proj[size_t(i)];
+    }
+
+    void store_row(const float* src, uint8_t* dst, int32_t n) {
+        if (kv.params().type == GGMLType::F16) k.quantize[uint32_t(GGMLType::F16)](src, dst, n);
+        else std::memcpy(dst, src, sizeof(float) * size_t(n));
+    }
+
+    // The final norm and the output head, only for the tokens that asked for logits.
+    void logits(float* out) {
+        buf.out_rows.clear();
+        for (int32_t t = 0; t < T; ++t)
+            if (batch.logits[size_t(begin + t)]) buf.out_rows.push_back(t);
+        const int32_t n_out = int32_t(buf.out_rows.size());
+        if (n_out == 0) return;
+        for (int32_t i = 0; i < n_out; ++i)                                     // [n_out, n_embd]
+            rms_norm(buf.x.data() + int64_t(buf.out_rows[size_t(i)]) * hp.n_embd, model.weights().output_norm.f32(),
+                     hp.n_embd, hp.norm_eps, buf.xb.data() + int64_t(i) * hp.n_embd);
+        TensorView head = model.weights().output;
+        head.n_rows = hp.n_vocab;  // padding rows past the tokenizer's vocabulary are never scored
+        matmul(head, buf.xb.data(), hp.n_embd, n_out, out, hp.n_vocab, pool, buf.mm, k);   // [n_out, n_vocab]
+        if (hp.final_logit_softcap > 0.0f) {
+            const float cap = hp.final_logit_softcap;
+            for (int64_t i = 0; i < int64_t(n_out) * hp.n_vocab; ++i) out[i] = cap * std::tanh(out[i] / cap);
+        }
+    }
+};
+
+}  // namespace
+
+void forward(const Model& model, const Batch& batch, int32_t begin, int32_t end, KVCache& kv, ThreadPool& pool,
+             ForwardBuffers& buf, const KernelTable& k, float* logits) {
+    Pass p{model, model.hparams(), batch, begin, end - begin, kv, pool, buf, k};
+    p.embed();
+    p.rope_tables();
+    for (int il = 0; il < p.hp.n_layer; ++il) {
+        p.attention(il);
+        p.feed_forward(il);
+    }
+    p.logits(logits);
+}
+
+}  // namespace ember

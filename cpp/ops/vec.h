@@ -1,0 +1,33 @@
+// vec.h — the vector kernels of the forward pass: dot products and scaled adds over float32
+// and fp16 data (activations, KV cache rows). Scalar references in vec_ref.cpp are the
+// specification; vec_avx2.cpp is checked against them and float64 numpy. The
+// dispatch table (quants/dispatch.h) picks one set per instruction set.
+//
+// The reductions use a fixed order for a given n (never one that depends on threads or batch
+// shape), so a dot product gives the same bits wherever it is computed.
+#pragma once
+
+#include <cstdint>
+
+namespace ember {
+
+using DotF32Fn = float (*)(const float* a, const float* b, int64_t n);
+using DotF16Fn = float (*)(const uint16_t* a, const float* b, int64_t n);  // a in fp16
+using AxpyF32Fn = void (*)(float* y, const float* x, float a, int64_t n);   // y += a * x
+using AxpyF16Fn = void (*)(float* y, const uint16_t* x, float a, int64_t n);
+
+namespace ref {
+float dot_f32(const float* a, const float* b, int64_t n);
+float dot_f16(const uint16_t* a, const float* b, int64_t n);
+void axpy_f32(float* y, const float* x, float a, int64_t n);
+void axpy_f16(float* y, const uint16_t* x, float a, int64_t n);
+}  // namespace ref
+
+namespace avx2 {
+float dot_f32(const float* a, const float* b, int64_t n);
+float dot_f16(const uint16_t* a, const float* b, int64_t n);
+void axpy_f32(float* y, const float* x, float a, int64_t n);
+void axpy_f16(float* y, const uint16_t* x, float a, int64_t n);
+}  // namespace avx2
+
+}  // namespace ember

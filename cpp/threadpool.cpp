@@ -1,0 +1,118 @@
+// threadpool.cpp — see threadpool.h.
+#include "threadpool.h"
+
+#include <algorithm>
+
+#include "common.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+static inline void cpu_relax() { _mm_pause(); }
+#elif defined(__aarch64__)
+static inline void cpu_relax() { __asm__ volatile("yield"); }
+#else
+static inline void cpu_relax() {}
+#endif
+
+namespace ember {
+
+// Some tens of microseconds of spinning: longer than the gap between two jobs of one forward
+// pass, much shorter than the gap between two requests.
+static constexpr int kSpinIterations = 1 << 13;
+
+int default_thread_count() { return int(std::max(1u, std::thread::hardware_concurrency())); }
+
+ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads) {
+    if (n_threads < 1) fail<ArgumentError>("n_threads must be >= 1, got ", n_threads);
+    threads_.reserve(size_t(n_threads - 1));
+    try {
+        for (int i = 1; i < n_threads; ++i) threads_.emplace_back(&ThreadPool::worker, this, i);
+    } catch (const std::system_error& e) {
+        stop_ = true;
+        wake_.notify_all();
+        for (std::thread& t : threads_) t.join();
+        fail("could not start ", n_threads, " threads: ", e.what());
+    }
+}
+
+ThreadPool::~ThreadPool() {
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        stop_ = true;
+    }
+    wake_.notify_all();
+    for (std::thread& t : threads_) t.join();
+}
+
+void ThreadPool::work_on(uint32_t job, int thread) {
+    uint64_t c = claim_.load(std::memory_order_acquire);
+    for (;;) {
+        if (uint32_t(c >> 32) != job) return;             // a later job: this one is over
+        const uint32_t piece = uint32_t(c);
+        if (piece >= uint32_t(n_threads_)) return;        // every piece claimed
+        if (!claim_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
+        // The job stays published until all its pieces are done, this one included.
+        const int64_t n = job_n_;
+        const int64_t begin = n * piece / n_threads_, end = n * (piece + 1) / n_threads_;
+        if (begin < end) {
+            try {
+                job_fn_(job_ctx_, begin, end, thread);
+            } catch (...) {
+                std::lock_guard<std::mutex> lock(error_mutex_);
+                if (!error_) error_ = std::current_exception();
+            }
+        }
+        done_.fetch_add(1, std::memory_order_acq_rel);
+        c = claim_.load(std::memory_order_acquire);
+    }
+}
+
+void ThreadPool::run(int64_t n, JobFn fn, void* ctx) {
+    if (n <= 0) return;
+    if (n_threads_ == 1 || n == 1) {
+        fn(ctx, 0, n, 0);
+        return;
+    }
+    job_fn_ = fn;
+    job_ctx_ = ctx;
+    job_n_ = n;
+    error_ = nullptr;
+    done_.store(0, std::memory_order_relaxed);
+    uint64_t gen;
+    {
+        // Taking the mutex orders the publication against a worker that is about to sleep.
+        std::lock_guard<std::mutex> lock(mutex_);
+        gen = generation_.load(std::memory_order_relaxed) + 1;
+        claim_.store(uint64_t(uint32_t(gen)) << 32, std::memory_order_release);
+        generation_.store(gen, std::memory_order_release);
+    }
+    wake_.notify_all();
+    work_on(uint32_t(gen), 0);
+    // Pieces claimed by workers may still run; a descheduled one gets the core after a while.
+    for (int spin = 0; done_.load(std::memory_order_acquire) != n_threads_; ++spin) {
+        if (spin < kSpinIterations) cpu_relax();
+        else std::this_thread::yield();
+    }
+    if (error_) std::rethrow_exception(error_);
+}
+
+void ThreadPool::worker(int index) {
+    uint64_t seen = 0;
+    for (;;) {
+        uint64_t gen = generation_.load(std::memory_order_acquire);
+        for (int spin = 0; gen == seen && spin < kSpinIterations; ++spin) {
+            cpu_relax();
+            gen = generation_.load(std::memory_order_acquire);
+        }
+        if (gen == seen) {
+            std::unique_lock<std::mutex> lock(mutex_);
+            wake_.wait(lock, [&] { return stop_.load() || generation_.load(std::memory_order_acquire) != seen; });
+            gen = generation_.load(std::memory_order_acquire);
+        }
+        if (stop_.load()) return;
+        seen = gen;
+        work_on(uint32_t(gen), index);
+    }
+}
+
+}  // namespace ember

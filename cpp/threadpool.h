@@ -1,0 +1,69 @@
+// threadpool.h — persistent worker threads for the forward pass.
+//
+// One parallel_for per operation: the index range is cut into size() contiguous pieces, always
+// the same for a given range, and every piece is computed by one thread — so which values are
+// added in which order never depends on timing, and results are reproducible run to run.
+// Pieces are claimed, not assigned: the caller and the workers take them from a shared
+// counter, so a worker the OS has not scheduled yet (a busy machine, more threads than free
+// cores) costs nothing — the caller does its piece too instead of waiting for it.
+// Workers spin briefly on an atomic generation counter before sleeping on a condition
+// variable: the forward pass issues hundreds of small jobs per token, and a futex wake-up for
+// each would cost more than the work. No allocation per job.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace ember {
+
+class ThreadPool {
+public:
+    explicit ThreadPool(int n_threads);  // total threads including the caller; >= 1
+    ~ThreadPool();
+    ThreadPool(const ThreadPool&) = delete;
+    ThreadPool& operator=(const ThreadPool&) = delete;
+
+    int size() const { return n_threads_; }
+
+    // fn(begin, end, thread) for each of the size() pieces of [0, n); `thread` identifies the
+    // executing thread (0 .. size()-1, for per-thread scratch), not the piece. Returns when all
+    // pieces are done; an exception thrown by any piece is rethrown here (the first one).
+    template <class F>
+    void parallel_for(int64_t n, F&& fn) {
+        auto call = [](void* ctx, int64_t b, int64_t e, int t) { (*static_cast<F*>(ctx))(b, e, t); };
+        run(n, call, &fn);
+    }
+
+private:
+    using JobFn = void (*)(void* ctx, int64_t begin, int64_t end, int thread);
+    void run(int64_t n, JobFn fn, void* ctx);
+    void worker(int index);
+    // Claim and run pieces of job `job` until none is left; false when the job is over.
+    void work_on(uint32_t job, int thread);
+
+    int n_threads_;
+    std::vector<std::thread> threads_;
+    // The current job. claim_ holds the job number (high 32 bits) and the next unclaimed piece
+    // (low 32 bits): a claim succeeds only for the job the claimer saw published.
+    JobFn job_fn_ = nullptr;
+    void* job_ctx_ = nullptr;
+    int64_t job_n_ = 0;
+    std::atomic<uint64_t> claim_{0};
+    std::atomic<int> done_{0};
+    std::atomic<uint64_t> generation_{0};
+    std::atomic<bool> stop_{false};
+    std::mutex mutex_;
+    std::condition_variable wake_;
+    std::exception_ptr error_;
+    std::mutex error_mutex_;
+};
+
+// Threads to use when the caller says 0: one per hardware thread.
+int default_thread_count();
+
+}  // namespace ember

@@ -1,0 +1,179 @@
+// bind_ops.cpp — test hooks: the forward pass's kernels (cpp/ops/) callable from Python, so each
+// is checked on its own against float64 numpy (tests/test_ops.py). Not a public API: names
+// start with "_ops_".
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <algorithm>
+#include <cstring>
+#include <numeric>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "bindings.h"
+#include "common.h"
+#include "ops/attention.h"
+#include "ops/matmul.h"
+#include "ops/norm.h"
+#include "ops/rope.h"
+#include "quants/dispatch.h"
+#include "quants/fp16.h"
+#include "threadpool.h"
+
+namespace py = pybind11;
+using namespace ember;
+
+namespace {
+
+using F32 = py::array_t<float, py::array::c_style | py::array::forcecast>;
+
+const KernelTable& table(const std::optional<std::string>& isa) { return isa ? kernels(isa_from_name(*isa)) : kernels(); }
+
+void need(bool ok, const char* what) {
+    if (!ok) fail<ArgumentError>(what);
+}
+
+py::array_t<float> matmul_hook(py::array_t<uint8_t, py::array::c_style> w, const std::string& type_name, int64_t cols, F32 x,
+                               const std::optional<std::string>& isa, int n_threads) {
+    const TypeTraits* tr = type_by_name(type_name);
+    need(tr && can_dequantize(tr->type), "unknown or unsupported type");
+    need(w.ndim() == 2 && x.ndim() == 2 && x.shape(1) == cols && cols % tr->block_size == 0, "bad shapes");
+    need(uint64_t(w.shape(1)) == row_size(tr->type, cols), "weight rows have the wrong byte length");
+    TensorView v;
+    v.type = tr->type;
+    v.ne0 = cols;
+    v.n_rows = w.shape(0);
+    v.row_bytes = row_size(tr->type, cols);
+    v.data = w.data();
+    const int64_t T = x.shape(0);
+    py::array_t<float> y({py::ssize_t(T), py::ssize_t(v.n_rows)});
+    const KernelTable& k = table(isa);
+    float* out = y.mutable_data();
+    const float* in = x.data();
+    {
+        py::gil_scoped_release nogil;
+        ThreadPool pool(n_threads);
+        MatmulScratch scratch(n_threads, cols);
+        matmul(v, in, cols, T, out, v.n_rows, pool, scratch, k);
+    }
+    return y;
+}
+
+py::array_t<float> rms_norm_hook(F32 x, std::optional<F32> w, float eps) {
+    need(x.ndim() == 2, "x must be 2-D");
+    const int64_t n = x.shape(1);
+    if (w) need(w->ndim() == 1 && w->shape(0) == n, "w must match the rows of x");
+    py::array_t<float> y({x.shape(0), x.shape(1)});
+    for (int64_t t = 0; t < x.shape(0); ++t) rms_norm(x.data() + t * n, w ? w->data() : nullptr, n, eps, y.mutable_data() + t * n);
+    return y;
+}
+
+py::array_t<float> softmax_hook(F32 x) {
+    need(x.ndim() == 1, "x must be 1-D");
+    py::array_t<float> y(x.shape(0));
+    std::memcpy(y.mutable_data(), x.data(), sizeof(float) * size_t(x.shape(0)));
+    softmax(y.mutable_data(), x.shape(0));
+    return y;
+}
+
+py::array_t<float> rope_hook(F32 x, int32_t pos, int32_t n_dims, const std::string& style, float freq_base, float freq_scale,
+                             const std::string& scaling, float ext_factor, float attn_factor, float beta_fast, float beta_slow,
+                             int32_t n_ctx_orig, std::optional<F32> freq_factors) {
+    need(x.ndim() == 2, "x must be (n_heads, head_dim)");
+    const int32_t n_heads = int32_t(x.shape(0)), head_dim = int32_t(x.shape(1));
+    need(n_dims > 0 && n_dims % 2 == 0 && n_dims <= head_dim, "bad n_dims");
+    RopeParams p;
+    p.n_dims = n_dims;
+    p.freq_base = freq_base;
+    p.freq_scale = freq_scale;
+    p.scaling = scaling == "linear" ? RopeScaling::Linear : scaling == "yarn" ? RopeScaling::YaRN : RopeScaling::None;
+    p.ext_factor = ext_factor;
+    p.attn_factor = attn_factor;
+    p.beta_fast = beta_fast;
+    p.beta_slow = beta_slow;
+    p.n_ctx_orig = n_ctx_orig;
+    if (freq_factors) need(freq_factors->ndim() == 1 && freq_factors->shape(0) == n_dims / 2, "freq_factors must have n_dims/2 values");
+    std::vector<float> cs(static_cast<size_t>(n_dims));
+    rope_cos_sin(p, freq_factors ? freq_factors->data() : nullptr, pos, cs.data());
+    py::array_t<float> y({x.shape(0), x.shape(1)});
+    std::memcpy(y.mutable_data(), x.data(), sizeof(float) * size_t(x.size()));
+    rope_apply(y.mutable_data(), n_heads, head_dim, n_dims, style == "neox" ? RopeStyle::NeoX : RopeStyle::Normal, cs.data());
+    return y;
+}
+
+// Keys and values (n rows of head_dim) are scattered over blocks in a shuffled order, so the
+// test exercises the block table rather than contiguous rows.
+py::array_t<float> attention_hook(F32 q, F32 k, F32 v, int32_t j0, int32_t j1, float scale, int32_t block_size, bool f16,
+                                  uint32_t shuffle_seed, const std::optional<std::string>& isa) {
+    need(q.ndim() == 1 && k.ndim() == 2 && v.ndim() == 2 && k.shape(1) == q.shape(0) && v.shape(1) == q.shape(0) &&
+             k.shape(0) == v.shape(0), "shapes: q (d,), k and v (n, d)");
+    const int32_t n = int32_t(k.shape(0)), d = int32_t(q.shape(0));
+    need(0 <= j0 && j0 <= j1 && j1 < n && block_size > 0, "bad range");
+    const int32_t n_blocks = (n + block_size - 1) / block_size;
+    std::vector<int32_t> order(static_cast<size_t>(n_blocks));
+    std::iota(order.begin(), order.end(), 0);
+    std::shuffle(order.begin(), order.end(), std::mt19937(shuffle_seed));
+    const uint64_t elem = f16 ? 2 : 4, row = uint64_t(d) * elem, block = row * uint64_t(block_size);
+    std::vector<uint8_t> kb(block * uint64_t(n_blocks)), vb(kb.size());
+    for (int32_t j = 0; j < n; ++j) {
+        uint8_t* kd = kb.data() + uint64_t(order[size_t(j / block_size)]) * block + uint64_t(j % block_size) * row;
+        uint8_t* vd = vb.data() + (kd - kb.data());
+        for (int32_t i = 0; i < d; ++i) {
+            const float kv = k.data()[int64_t(j) * d + i], vv = v.data()[int64_t(j) * d + i];
+            if (f16) {
+                const uint16_t hk = fp32_to_fp16(kv), hv = fp32_to_fp16(vv);
+                std::memcpy(kd + 2 * i, &hk, 2);
+                std::memcpy(vd + 2 * i, &hv, 2);
+            } else {
+                std::memcpy(kd + 4 * i, &kv, 4);
+                std::memcpy(vd + 4 * i, &vv, 4);
+            }
+        }
+    }
+    PagedRows kr{kb.data(), block, row, block_size, order.data(), f16};
+    PagedRows vr{vb.data(), block, row, block_size, order.data(), f16};
+    std::vector<float> scores(static_cast<size_t>(n));
+    py::array_t<float> out(d);
+    attend(q.data(), d, kr, vr, j0, j1, scale, scores.data(), out.mutable_data(), table(isa));
+    return out;
+}
+
+}  // namespace
+
+void bind_ops(py::module_& m) {
+    m.def("_ops_dot", [](F32 a, F32 b, const std::optional<std::string>& isa) {
+        need(a.ndim() == 1 && b.ndim() == 1 && a.shape(0) == b.shape(0), "a and b must be 1-D of one length");
+        return table(isa).dot_f32(a.data(), b.data(), a.shape(0));
+    }, py::arg("a"), py::arg("b"), py::arg("isa") = py::none());
+    m.def("_ops_dot_f16", [](py::array_t<uint16_t, py::array::c_style> a, F32 b, const std::optional<std::string>& isa) {
+        need(a.ndim() == 1 && b.ndim() == 1 && a.shape(0) == b.shape(0), "a and b must be 1-D of one length");
+        return table(isa).dot_f16(a.data(), b.data(), a.shape(0));
+    }, py::arg("a"), py::arg("b"), py::arg("isa") = py::none());
+    m.def("_ops_axpy", [](F32 y, F32 x, float a, bool x_f16, const std::optional<std::string>& isa) {
+        need(y.ndim() == 1 && x.ndim() == 1 && y.shape(0) == x.shape(0), "x and y must be 1-D of one length");
+        py::array_t<float> out(y.shape(0));
+        std::memcpy(out.mutable_data(), y.data(), sizeof(float) * size_t(y.shape(0)));
+        if (x_f16) {
+            std::vector<uint16_t> h(size_t(x.shape(0)));
+            for (size_t i = 0; i < h.size(); ++i) h[i] = fp32_to_fp16(x.data()[i]);
+            table(isa).axpy_f16(out.mutable_data(), h.data(), a, x.shape(0));
+        } else {
+            table(isa).axpy_f32(out.mutable_data(), x.data(), a, x.shape(0));
+        }
+        return out;
+    }, py::arg("y"), py::arg("x"), py::arg("a"), py::arg("x_f16") = false, py::arg("isa") = py::none());
+    m.def("_ops_matmul", &matmul_hook, py::arg("w"), py::arg("type"), py::arg("cols"), py::arg("x"), py::arg("isa") = py::none(),
+          py::arg("n_threads") = 1);
+    m.def("_ops_rms_norm", &rms_norm_hook, py::arg("x"), py::arg("w") = py::none(), py::arg("eps") = 1e-5f);
+    m.def("_ops_softmax", &softmax_hook, py::arg("x"));
+    m.def("_ops_rope", &rope_hook, py::arg("x"), py::arg("pos"), py::arg("n_dims"), py::arg("style") = "normal",
+          py::arg("freq_base") = 10000.0f, py::arg("freq_scale") = 1.0f, py::arg("scaling") = "none", py::arg("ext_factor") = 0.0f,
+          py::arg("attn_factor") = 1.0f, py::arg("beta_fast") = 32.0f, py::arg("beta_slow") = 1.0f, py::arg("n_ctx_orig") = 0,
+          py::arg("freq_factors") = py::none());
+    m.def("_ops_attention", &attention_hook, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("j0"), py::arg("j1"),
+          py::arg("scale"), py::arg("block_size") = 16, py::arg("f16") = true, py::arg("shuffle_seed") = 0,
+          py::arg("isa") = py::none());
+}
