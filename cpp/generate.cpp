@@ -30,7 +30,8 @@ static std::vector<int32_t> checked_prompt(const Context& ctx, std::vector<int32
     return prompt;
 }
 
-Generation::Generation(Context& ctx, std::vector<int32_t> prompt, const GenerateParams& params)
+// What both constructors share: the checks of the prompt and the stop strings, the buffers.
+Generation::Generation(Context& ctx, std::vector<int32_t> prompt, const GenerateParams& params, Common)
     : ctx_(ctx),
       prompt_(checked_prompt(ctx, std::move(prompt))),
       params_(params),
@@ -40,12 +41,28 @@ Generation::Generation(Context& ctx, std::vector<int32_t> prompt, const Generate
         if (s.empty()) fail<ArgumentError>("stop strings must not be empty");
         max_stop_len_ = std::max(max_stop_len_, s.size());
     }
+    if (params_.max_tokens > 0) tokens_.reserve(size_t(params_.max_tokens));
+    logits_.resize(size_t(ctx.n_vocab()));
+}
+
+Generation::Generation(Context& ctx, std::vector<int32_t> prompt, const GenerateParams& params)
+    : Generation(ctx, std::move(prompt), params, Common{}) {
     const int32_t need = (int32_t(prompt_.size()) + ctx.kv().params().block_size - 1) / ctx.kv().params().block_size;
     if (need > ctx.kv().n_blocks_free())
         fail<CapacityError>("KV cache full: the prompt needs ", need, " blocks, ", ctx.kv().n_blocks_free(), " are free");
     seq_ = ctx_.kv().seq_new();
-    if (params_.max_tokens > 0) tokens_.reserve(size_t(params_.max_tokens));
-    logits_.resize(size_t(ctx.n_vocab()));
+}
+
+Generation::Generation(Context& ctx, std::vector<int32_t> prompt, const GenerateParams& params, int32_t seq,
+                       int32_t n_cached)
+    : Generation(ctx, std::move(prompt), params, Common{}) {
+    if (!ctx.kv().seq_exists(seq)) fail<ArgumentError>("no sequence with id ", seq);
+    if (n_cached < 0 || n_cached >= int32_t(prompt_.size()) || ctx.kv().seq_len(seq) != n_cached)
+        fail<ArgumentError>("sequence ", seq, " holds ", ctx.kv().seq_len(seq), " tokens; a continuation needs it to hold ",
+                            "exactly n_cached (", n_cached, ") tokens, fewer than the prompt's ", prompt_.size());
+    seq_ = seq;
+    owns_seq_ = false;
+    n_cached_ = n_cached;
 }
 
 void Generation::evaluate() {
@@ -54,7 +71,7 @@ void Generation::evaluate() {
 }
 
 Generation::~Generation() {
-    if (seq_ >= 0 && ctx_.kv().seq_exists(seq_)) ctx_.kv().seq_free(seq_);
+    if (owns_seq_ && seq_ >= 0 && ctx_.kv().seq_exists(seq_)) ctx_.kv().seq_free(seq_);
 }
 
 void Generation::prefill() {
@@ -66,17 +83,17 @@ void Generation::prefill() {
         return;
     }
     batch_.clear();
-    for (size_t i = 0; i < prompt_.size(); ++i) batch_.add(prompt_[i], int32_t(i), seq_, i + 1 == prompt_.size());
+    for (size_t i = size_t(n_cached_); i < prompt_.size(); ++i) batch_.add(prompt_[i], int32_t(i), seq_, i + 1 == prompt_.size());
     evaluate();
-    stats_.n_prompt = int32_t(prompt_.size());
+    stats_.n_prompt = int32_t(prompt_.size()) - n_cached_;
     stats_.prompt_seconds = seconds_since(t0);
 }
 
 void Generation::finish(FinishReason r) {
     finish_ = r;
     // Release the sequence now: a finished generation holds no KV blocks while its text is read.
-    if (seq_ >= 0 && ctx_.kv().seq_exists(seq_)) ctx_.kv().seq_free(seq_);
-    seq_ = -1;
+    if (owns_seq_ && seq_ >= 0 && ctx_.kv().seq_exists(seq_)) ctx_.kv().seq_free(seq_);
+    if (owns_seq_) seq_ = -1;
 }
 
 void Generation::step() {

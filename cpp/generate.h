@@ -43,6 +43,12 @@ public:
     // ArgumentError for an empty prompt, an id out of range or a prompt longer than n_ctx,
     // CapacityError when no sequence slot or too few KV blocks are free.
     Generation(Context& ctx, std::vector<int32_t> prompt, const GenerateParams& params);
+    // Continue in an existing sequence of the caller's whose first n_cached tokens are
+    // prompt[0 .. n_cached) (n_cached < prompt.size(), and the sequence holds no more): only the
+    // rest of the prompt is evaluated. The sequence stays the caller's — it is not freed, and
+    // when the generation ends it holds the prompt and every sampled token but the last (which
+    // was never evaluated): seq_len() tokens in all. A conversation reuses its history this way.
+    Generation(Context& ctx, std::vector<int32_t> prompt, const GenerateParams& params, int32_t seq, int32_t n_cached);
     ~Generation();
     Generation(const Generation&) = delete;
     Generation& operator=(const Generation&) = delete;
@@ -59,6 +65,8 @@ public:
     int32_t seq_id() const { return seq_; }
 
 private:
+    struct Common {};
+    Generation(Context& ctx, std::vector<int32_t> prompt, const GenerateParams& params, Common);
     void prefill();
     void evaluate();                  // decode batch_ and keep its logits
     void step();                      // sample one token, decode it, feed it back
@@ -72,6 +80,8 @@ private:
     StreamDecoder decoder_;
     Batch batch_;
     int32_t seq_ = -1;
+    bool owns_seq_ = true;
+    int32_t n_cached_ = 0;            // prompt tokens already in the sequence
     // The last evaluated token's logits, copied out of the context: other generations may use
     // the context between two calls of next().
     std::vector<float> logits_;

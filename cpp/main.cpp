@@ -262,6 +262,10 @@ int converse(Context& ctx, const MainArgs& a, const GenerateParams& gp, double l
     std::vector<ChatMessage> messages;
     if (!a.system_prompt.empty()) messages.push_back({"system", a.system_prompt});
     std::string pending = a.prompt;  // -p in conversation mode is the first user turn (llama.cpp)
+    // The conversation lives in one sequence; each turn re-renders it and evaluates only what
+    // follows the longest prefix the sequence already holds.
+    const int32_t seq = ctx.kv().seq_new();
+    std::vector<int32_t> cached;
     Totals totals;
     int rc = 0;
     for (;;) {
@@ -290,11 +294,17 @@ int converse(Context& ctx, const MainArgs& a, const GenerateParams& gp, double l
             rc = 1;
             break;
         }
-        // The whole conversation is evaluated again each turn: Generation starts a fresh sequence
-        // and cannot continue a cached prefix, and re-reading a chat is cheap next to replying.
-        Generation gen(ctx, ids, gp);
+        size_t keep = 0;
+        while (keep < cached.size() && keep < ids.size() && cached[keep] == ids[keep]) ++keep;
+        if (keep == ids.size()) --keep;  // the last prompt token is evaluated for its logits
+        ctx.kv().seq_truncate(seq, int32_t(keep));
+        Generation gen(ctx, ids, gp, seq, int32_t(keep));
         const Streamed how = stream(gen);
         totals.add(gen.stats());
+        // what the sequence holds now: the prompt, then the sampled tokens that were evaluated
+        cached = ids;
+        cached.insert(cached.end(), gen.tokens().begin(), gen.tokens().end());
+        cached.resize(size_t(ctx.kv().seq_len(seq)));
         messages.push_back({"assistant", gen.text()});
         if (how == Streamed::ReaderGone) break;
         emit("\n");

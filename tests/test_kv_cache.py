@@ -220,3 +220,26 @@ def test_generation_holds_blocks_only_while_it_runs(tiny_path):
     assert m.kv_usage() == {"blocks_used": 0, "blocks_free": m.info["kv_blocks"], "sequences": 0}
     m.generate("The quick brown fox", max_tokens=5, temperature=0)
     assert blocks_used(m) == 0
+
+
+def test_generation_continues_a_cached_prefix(tiny_path):
+    """A generation that continues a sequence already holding the prompt's first tokens (what a
+    conversation does turn after turn) samples exactly what a fresh one does, and leaves the
+    sequence holding the prompt and the evaluated completion."""
+    m = ember.Model(tiny_path, n_ctx=96, n_seq_max=2, verbose=False)
+    prompt = m.tokenize(SAMPLE_TEXT)[:30]
+    fresh = m.complete(prompt, max_tokens=12, temperature=0, ignore_eos=True).token_ids
+    s = m.new_sequence()
+    prefill(m, s, prompt[:17])
+    args = (12, 0.0, 40, 0.95, 0.05, 1.0, 64, 0.0, 0.0, 0, [], True, True)
+    gen = m._engine.generate(prompt, *args, seq=s, n_cached=17)
+    while not gen.done:
+        gen.next()
+    assert gen.tokens == fresh
+    assert gen.stats()["prompt_tokens"] == 13
+    assert m.sequence_length(s) == len(prompt) + len(fresh) - 1
+    gen.close()
+    assert m.kv_usage()["sequences"] == 1, "the caller's sequence is left to the caller"
+    with pytest.raises(ValueError, match="holds 41 tokens"):
+        m._engine.generate(prompt, *args, seq=s, n_cached=17)
+    m.free_sequence(s)

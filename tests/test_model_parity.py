@@ -89,6 +89,29 @@ def test_tiny_models_logits_and_greedy(tiny):
     assert got == hf_greedy(hf, prompt, N_GREEDY), name
 
 
+def test_perplexity_matches_transformers(tmp_path):
+    """llama.cpp's perplexity (chunks of n_ctx, the second half of each scored) recomputed with
+    transformers' logits and float64 numpy."""
+    hf = make_tiny_model("llama", tmp_path / "hf").eval()
+    convert(tmp_path / "hf", tmp_path / "m.gguf", "f32", progress=False)
+    m = ember.Model(tmp_path / "m.gguf", n_ctx=64, kv_type="f32", verbose=False)
+    text = SAMPLE_TEXT * 3
+    ids = m.tokenize(text, add_special=False)
+    n_ctx, first = 48, 24
+    nll = []
+    for c in range(len(ids) // n_ctx):
+        chunk = ids[c * n_ctx:(c + 1) * n_ctx]
+        logp = hf_logits(hf, chunk).astype(np.float64)
+        logp -= np.log(np.exp(logp - logp.max(-1, keepdims=True)).sum(-1, keepdims=True)) + logp.max(-1, keepdims=True)
+        nll += [-logp[j, chunk[j + 1]] for j in range(first, n_ctx - 1)]
+    want = float(np.exp(np.mean(nll)))
+    got = m.perplexity(text, n_ctx)
+    assert got["n_scored"] == len(nll)
+    assert got["ppl"] == pytest.approx(want, rel=1e-4)
+    assert got["chunk_ppl"][-1] == pytest.approx(got["ppl"])
+    assert 0 < got["ppl_error"] < got["ppl"]
+
+
 def test_tiny_models_f16_cache(tiny):
     name, hf, path = tiny
     m = ember.Model(path, n_ctx=256, verbose=False)  # kv_type="f16"

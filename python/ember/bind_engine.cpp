@@ -57,9 +57,14 @@ auto locked(EngineState& st, F&& fn) {
 
 class PyGeneration {
 public:
-    PyGeneration(std::shared_ptr<EngineState> st, std::vector<int32_t> prompt, const GenerateParams& params)
+    // seq < 0: a sequence of its own; else continue the caller's seq holding n_cached prompt tokens.
+    PyGeneration(std::shared_ptr<EngineState> st, std::vector<int32_t> prompt, const GenerateParams& params, int32_t seq,
+                 int32_t n_cached)
         : st_(std::move(st)) {
-        locked(*st_, [&] { gen_ = std::make_unique<Generation>(*st_->ctx, std::move(prompt), params); });
+        locked(*st_, [&] {
+            gen_ = seq < 0 ? std::make_unique<Generation>(*st_->ctx, std::move(prompt), params)
+                           : std::make_unique<Generation>(*st_->ctx, std::move(prompt), params, seq, n_cached);
+        });
     }
     ~PyGeneration() { close(); }
 
@@ -269,7 +274,8 @@ void bind_engine(py::module_& m) {
         .def("generate",
              [](PyEngine& e, std::vector<int32_t> prompt, int32_t max_tokens, float temperature, int32_t top_k, float top_p,
                 float min_p, float repeat_penalty, int32_t repeat_last_n, float presence_penalty, float frequency_penalty,
-                uint64_t seed, std::vector<std::string> stop, bool ignore_eos, bool skip_special) {
+                uint64_t seed, std::vector<std::string> stop, bool ignore_eos, bool skip_special, int32_t seq,
+                int32_t n_cached) {
                  GenerateParams gp;
                  gp.sampling = SamplingParams{temperature,      top_k,         top_p,
                                               min_p,            repeat_penalty, repeat_last_n,
@@ -279,9 +285,10 @@ void bind_engine(py::module_& m) {
                  gp.stop = std::move(stop);
                  gp.ignore_eos = ignore_eos;
                  gp.skip_special = skip_special;
-                 return std::make_unique<PyGeneration>(e.state(), std::move(prompt), gp);
+                 return std::make_unique<PyGeneration>(e.state(), std::move(prompt), gp, seq, n_cached);
              },
              py::arg("prompt"), py::arg("max_tokens"), py::arg("temperature"), py::arg("top_k"), py::arg("top_p"),
              py::arg("min_p"), py::arg("repeat_penalty"), py::arg("repeat_last_n"), py::arg("presence_penalty"),
-             py::arg("frequency_penalty"), py::arg("seed"), py::arg("stop"), py::arg("ignore_eos"), py::arg("skip_special"));
+             py::arg("frequency_penalty"), py::arg("seed"), py::arg("stop"), py::arg("ignore_eos"), py::arg("skip_special"),
+             py::arg("seq") = -1, py::arg("n_cached") = 0);
 }

@@ -198,8 +198,10 @@ class Model:
         return self._engine.logits(self._ids(token_ids, "token_ids"))
 
     def perplexity(self, text: str, n_ctx: int = 512, *, n_chunks: Optional[int] = None) -> Dict[str, Any]:
-        """llama.cpp's perplexity: chunks of n_ctx tokens, the second half of each scored."""
-        ids = self.tokenize(text, add_special=False, parse_special=False)
+        """llama.cpp's perplexity: chunks of n_ctx tokens, the second half of each scored. As
+        llama.cpp does, the text is tokenized with BOS (when the model adds one) and each chunk's
+        first token is replaced by BOS, so the numbers compare with its tool's."""
+        ids = self.tokenize(text, add_special=True, parse_special=False)
         add_bos = self._engine.bos_id >= 0 and bool(self._engine.add_bos)
         return self._engine.perplexity(ids, _check_int("n_ctx", n_ctx, 2), add_bos,
                                        -1 if n_chunks is None else _check_int("n_chunks", n_chunks, 1))
