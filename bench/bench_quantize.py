@@ -20,7 +20,7 @@ import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if glob.glob(os.path.join(REPO, "python", "ember", "_core*")):
+if glob.glob(os.path.join(REPO, "python", "ember", "_core*.so")):
     sys.path.insert(0, os.path.join(REPO, "python"))  # benchmark this checkout's build
 
 import ember.models  # noqa: E402

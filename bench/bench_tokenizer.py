@@ -26,7 +26,7 @@ os.environ["RAYON_NUM_THREADS"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if glob.glob(os.path.join(REPO, "python", "ember", "_core*")):
+if glob.glob(os.path.join(REPO, "python", "ember", "_core*.so")):
     sys.path.insert(0, os.path.join(REPO, "python"))  # benchmark this checkout's build
 sys.path.insert(0, os.path.join(REPO, "tests"))  # the corpus, and the cached HF tokenizer folders
 
