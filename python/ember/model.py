@@ -1,8 +1,8 @@
-"""``ember.Model``: load a GGUF model and generate text, stream it, score it, chat with it.
+r"""``ember.Model``: load a GGUF model and generate text, stream it, score it, chat with it.
 
 >>> model = ember.Model("SmolLM2-135M-Instruct.Q4_1.gguf")
 >>> model.generate("The capital of France is", max_tokens=8, temperature=0)
-' Paris. It is the largest city in'
+' Paris.\n\nThe answer is:'
 
 Everything heavy runs in the C++ core with the GIL released; one model may be used from several
 threads (calls into it are serialized; streams interleave token by token). Sampling defaults
