@@ -77,6 +77,45 @@ def _weights(type_name, rows, cols, rng):
 
 
 MATMUL_TYPES = ["F32", "F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"]
+# Types with an integer kernel: the matmul quantizes the activations per block first.
+ACT_BLOCK = {"Q4_0": 32, "Q4_1": 32, "Q5_0": 32, "Q5_1": 32, "Q8_0": 32, "Q4_K": 256, "Q5_K": 256, "Q6_K": 256}
+
+
+def quantize_act_reference(x, block):
+    """The activation quantization in numpy (float32 steps as the kernels take them): per block,
+    d = max|x| / 127 and q = rint(x * (1/d)); returns the values q * d it stands for, in float64."""
+    xb = x.astype(np.float32).reshape(*x.shape[:-1], -1, block)
+    d = (np.abs(xb).max(-1, keepdims=True) / np.float32(127)).astype(np.float32)
+    with np.errstate(divide="ignore"):
+        inv = np.where(d > 0, np.float32(1) / d, np.float32(0)).astype(np.float32)
+    q = np.rint((xb * inv).astype(np.float32))
+    return q, d, (q.astype(np.float64) * d.astype(np.float64)).reshape(x.shape)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("fmt,block", [("a8", 32), ("q8k", 256)])
+def test_activation_quantizers(isa, fmt, block):
+    """Bit for bit the numpy reference: the int8 values, the float scale, the block sums."""
+    rng = np.random.default_rng(block)
+    for scale in (1.0, 1e-3, 300.0):
+        x = (rng.standard_normal(block * 5) * scale).astype(np.float32)
+        x[:block] = 0.0  # an all-zero block: d = 0, every q = 0
+        raw = _core._ops_quantize_act(x, fmt, isa)
+        q, d, _ = quantize_act_reference(x, block)
+        if fmt == "a8":
+            blocks = raw.reshape(-1, 40)
+            got_d = blocks[:, 0:4].copy().view(np.float32)[:, 0]
+            got_s = blocks[:, 4:8].copy().view(np.float32)[:, 0]
+            got_q = blocks[:, 8:].view(np.int8)
+            np.testing.assert_array_equal(got_s, (d[:, 0] * q.sum(-1).astype(np.float32)).astype(np.float32))
+        else:
+            blocks = raw.reshape(-1, 292)
+            got_d = blocks[:, 0:4].copy().view(np.float32)[:, 0]
+            got_q = blocks[:, 4:260].view(np.int8)
+            sums = blocks[:, 260:292].copy().view(np.int16)
+            np.testing.assert_array_equal(sums, q.reshape(-1, 16, 16).sum(-1))
+        np.testing.assert_array_equal(got_d, d[:, 0])
+        np.testing.assert_array_equal(got_q, q.astype(np.int8))
 
 
 @pytest.mark.parametrize("isa", ISAS)
@@ -86,14 +125,39 @@ def test_matmul_every_type(isa, type_name):
     cols = 512 if type_name.endswith("_K") else 96
     rows = 37
     data, ref = _weights(type_name, rows, cols, rng)
-    x = rng.standard_normal((5, cols)).astype(np.float32)
-    want = x.astype(np.float64) @ ref.T
+    x = rng.standard_normal((9, cols)).astype(np.float32)
+    xs = x.astype(np.float64)
+    if type_name in ACT_BLOCK:
+        _, _, xs = quantize_act_reference(x, ACT_BLOCK[type_name])
+    want = xs @ ref.T
     got = _core._ops_matmul(data, type_name, cols, x, isa, 1)
-    bound = (cols + 2) * U * (np.abs(x.astype(np.float64)) @ np.abs(ref).T)
+    # integer sums are exact: what rounds is one multiply-add per block and the final sums
+    bound = (cols + 2) * U * (np.abs(xs) @ np.abs(ref).T) + 1e-30
     report(got, want, bound, f"matmul {type_name} ({isa})")
+    if type_name in ACT_BLOCK:
+        # the activations' rounding is what separates the result from the float product
+        exact = x.astype(np.float64) @ ref.T
+        assert np.abs(got - exact).max() < 0.02 * np.abs(exact).max()
 
 
-@pytest.mark.parametrize("type_name", ["F16", "Q4_1", "Q8_0", "Q6_K"])
+@pytest.mark.parametrize("type_name", [t for t in MATMUL_TYPES if t in ACT_BLOCK])
+def test_integer_tiles_equal_the_scalar_reference(type_name):
+    """The SIMD tiles against the scalar kernels: same quantized activations, same integer sums;
+    only the float summation order differs."""
+    if "avx2" not in ISAS:
+        pytest.skip("no SIMD instruction set on this CPU")
+    rng = np.random.default_rng(11)
+    cols = 768 if type_name.endswith("_K") else 160
+    data, ref = _weights(type_name, 13, cols, rng)
+    x = rng.standard_normal((6, cols)).astype(np.float32)
+    fast = _core._ops_matmul(data, type_name, cols, x, "avx2", 2)
+    slow = _core._ops_matmul(data, type_name, cols, x, "scalar", 1)
+    _, _, xs = quantize_act_reference(x, ACT_BLOCK[type_name])
+    report(fast, slow.astype(np.float64), 2 * (cols + 2) * U * (np.abs(xs) @ np.abs(ref).T) + 1e-30,
+           f"{type_name} avx2 vs scalar")
+
+
+@pytest.mark.parametrize("type_name", ["F16", "Q4_0", "Q4_1", "Q5_0", "Q8_0", "Q4_K", "Q5_K", "Q6_K", "Q3_K"])
 def test_matmul_is_batch_and_thread_invariant(type_name):
     """An output never depends on the other rows of its batch or on the thread count, bit for bit."""
     rng = np.random.default_rng(5)

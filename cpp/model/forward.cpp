@@ -48,7 +48,7 @@ ForwardBuffers::ForwardBuffers(const HParams& hp, int32_t n_batch_, int32_t n_ct
       rope_cs(size_t(n_batch_) * size_t(hp.rope.n_dims)),
       rope_cs_swa(size_t(n_batch_) * size_t(hp.rope_swa.n_dims)),
       scores(size_t(n_threads) * size_t(n_ctx_)),
-      mm(n_threads, max_row_length(hp)) {
+      mm(n_threads, max_row_length(hp), n_batch_) {
     out_rows.reserve(size_t(n_batch_));
 }
 

@@ -3,16 +3,28 @@
 
 #include <algorithm>
 
+#include "common.h"
 #include "threadpool.h"
 
 namespace ember {
 
-MatmulScratch::MatmulScratch(int n_threads, int64_t max_row_length)
-    : per_thread_(size_t(max_row_length * kRowsPerChunk)), buf_(size_t(n_threads) * per_thread_) {}
+// Tokens per block of the integer path: 64 activation rows of a few thousand values stay in L2
+// while a thread's weight rows stream through them.
+static constexpr int64_t kTokenBlock = 64;
 
-// Rows [r0, r1) of one matrix against every token.
-static void matmul_rows(const MatmulOut& o, int64_t r0, int64_t r1, const float* x, int64_t ldx, int64_t n_tokens,
-                        float* scratch, const KernelTable& k) {
+MatmulScratch::MatmulScratch(int n_threads, int64_t max_row_length, int64_t max_tokens)
+    : per_thread_(size_t(max_row_length * kRowsPerChunk)),
+      buf_(size_t(n_threads) * per_thread_),
+      max_tokens_(max_tokens),
+      max_row_(max_row_length) {
+    const int64_t row32 = max_row_length / 32 * 32, row256 = max_row_length / 256 * 256;
+    act_[size_t(ActFormat::A8)].resize(size_t(act_row_size(ActFormat::A8, row32) * uint64_t(max_tokens)));
+    act_[size_t(ActFormat::Q8K)].resize(size_t(act_row_size(ActFormat::Q8K, row256) * uint64_t(max_tokens)));
+}
+
+// Rows [r0, r1) of one matrix against every token, in float.
+static void float_rows(const MatmulOut& o, int64_t r0, int64_t r1, const float* x, int64_t ldx, int64_t n_tokens,
+                       float* scratch, const KernelTable& k) {
     const TensorView& w = *o.w;
     const int64_t n = w.ne0;
     if (w.type == GGMLType::F32 || w.type == GGMLType::F16) {
@@ -35,18 +47,67 @@ static void matmul_rows(const MatmulOut& o, int64_t r0, int64_t r1, const float*
     }
 }
 
+// Rows [r0, r1) of one matrix against every token, by integer tiles.
+static void integer_rows(const MatmulOut& o, int64_t r0, int64_t r1, const uint8_t* act, uint64_t act_stride,
+                         int64_t n_tokens, const KernelTable& k) {
+    const TensorView& w = *o.w;
+    const DotTileFn tile = k.dot_tile[uint32_t(w.type)];
+    for (int64_t t0 = 0; t0 < n_tokens; t0 += kTokenBlock) {
+        const int64_t t1 = std::min(n_tokens, t0 + kTokenBlock);
+        for (int64_t r = r0; r < r1; r += kTileRows) {
+            const int nr = int(std::min<int64_t>(kTileRows, r1 - r));
+            // The tile reads its rows as four interleaved streams, which the hardware prefetcher
+            // follows poorly; fetch the next tile's rows (one contiguous span) ahead of time.
+            if (r + kTileRows < r1) {
+                const uint8_t* next = w.row(r + kTileRows);
+                const uint64_t span = uint64_t(std::min<int64_t>(kTileRows, r1 - r - kTileRows)) * w.row_bytes;
+                for (uint64_t off = 0; off < span; off += 64) __builtin_prefetch(next + off);
+            }
+            for (int64_t t = t0; t < t1; t += kTileCols) {
+                const int nt = int(std::min<int64_t>(kTileCols, t1 - t));
+                tile(w.ne0, w.row(r), w.row_bytes, nr, act + uint64_t(t) * act_stride, act_stride, nt, o.y + t * o.ldy + r, o.ldy);
+            }
+        }
+    }
+}
+
 void matmul(const MatmulOut* outs, int n_outs, const float* x, int64_t ldx, int64_t n_tokens, ThreadPool& pool,
             MatmulScratch& scratch, const KernelTable& k) {
-    int64_t total = 0;
-    for (int i = 0; i < n_outs; ++i) total += outs[i].w->n_rows;
+    // Quantize the activations once for every format these matrices need.
+    bool need[3] = {false, false, false};
+    int64_t total = 0, n = outs[0].w->ne0;
+    for (int i = 0; i < n_outs; ++i) {
+        total += outs[i].w->n_rows;
+        if (k.dot_tile[uint32_t(outs[i].w->type)]) need[size_t(act_format(outs[i].w->type))] = true;
+        if (outs[i].w->ne0 != n) fail<ArgumentError>("matmul: matrices sharing an input must have one row length");
+    }
+    if (n_tokens > scratch.max_tokens() || n > scratch.max_row_length())
+        fail<ArgumentError>("matmul: ", n_tokens, " x ", n, " exceeds the scratch (", scratch.max_tokens(), " x ",
+                            scratch.max_row_length(), ")");
+    for (ActFormat f : {ActFormat::A8, ActFormat::Q8K}) {
+        if (!need[size_t(f)]) continue;
+        const QuantizeActFn quantize = k.quantize_act[size_t(f)];
+        const uint64_t stride = act_row_size(f, n);
+        uint8_t* dst = scratch.act(f);
+        pool.parallel_for(n_tokens, [&](int64_t t0, int64_t t1, int) {
+            for (int64_t t = t0; t < t1; ++t) quantize(x + t * ldx, dst + uint64_t(t) * stride, n);
+        });
+    }
     pool.parallel_for(total, [&](int64_t begin, int64_t end, int thread) {
         // Walk the concatenated row range, one matrix at a time.
         int64_t offset = 0;
         for (int i = 0; i < n_outs && begin < end; ++i) {
-            const int64_t rows = outs[i].w->n_rows;
-            const int64_t lo = std::max(begin, offset), hi = std::min(end, offset + rows);
-            if (lo < hi) matmul_rows(outs[i], lo - offset, hi - offset, x, ldx, n_tokens, scratch.thread(thread), k);
+            const MatmulOut& o = outs[i];
+            const int64_t rows = o.w->n_rows;
+            const int64_t lo = std::max(begin, offset) - offset, hi = std::min(end, offset + rows) - offset;
             offset += rows;
+            if (lo >= hi) continue;
+            if (k.dot_tile[uint32_t(o.w->type)]) {
+                const ActFormat f = act_format(o.w->type);
+                integer_rows(o, lo, hi, scratch.act(f), act_row_size(f, n), n_tokens, k);
+            } else {
+                float_rows(o, lo, hi, x, ldx, n_tokens, scratch.thread(thread), k);
+            }
         }
     });
 }

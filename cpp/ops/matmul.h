@@ -1,11 +1,15 @@
 // matmul.h — y = x · Wᵀ for a batch of activation rows against a weight matrix in any ggml
 // type, the matrix used in place.
 //
-// The weight rows are split over the pool's threads; each thread dequantizes a few rows at a
-// time into its own scratch and takes their dot products with every activation row. An output
-// element is always one dot_f32 over the whole row, so its value does not depend on the batch
-// it is part of or on the thread count (batch invariance: a sequence decodes to the same bits
-// alone or among others). F32 and F16 weights are read directly without the scratch copy.
+// Two paths, chosen by the weight type:
+//   - integer (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K): the activations are quantized
+//     once per call (quants/qdot.h) and tiles of up to 4 rows x 4 tokens take integer dot
+//     products; tokens are walked in blocks that stay in cache while the rows stream past;
+//   - float (F32, F16, BF16 and the rest): each output is one dot_f32 / dot_f16 over the whole
+//     row, the weight rows dequantized a few at a time into per-thread scratch when needed.
+// The weight rows are split over the pool's threads. In both paths an output element is
+// computed by the same sequence of operations whatever the batch and thread count, so a
+// sequence decodes to the same bits alone or among others (batch invariance).
 #pragma once
 
 #include <cstdint>
@@ -25,16 +29,22 @@ struct MatmulOut {
     int64_t ldy;
 };
 
-// Per-thread scratch for dequantized weight rows.
+// Per-thread scratch for dequantized weight rows, and room for the quantized activations of
+// n_tokens rows (one buffer per activation format: one call may mix weight types).
 class MatmulScratch {
 public:
-    MatmulScratch(int n_threads, int64_t max_row_length);
+    MatmulScratch(int n_threads, int64_t max_row_length, int64_t max_tokens);
     float* thread(int t) { return buf_.data() + size_t(t) * per_thread_; }
+    uint8_t* act(ActFormat f) { return act_[size_t(f)].data(); }
+    int64_t max_tokens() const { return max_tokens_; }
+    int64_t max_row_length() const { return max_row_; }
     static constexpr int64_t kRowsPerChunk = 8;
 
 private:
     size_t per_thread_;
     std::vector<float> buf_;
+    std::vector<uint8_t> act_[3];
+    int64_t max_tokens_, max_row_;
 };
 
 // For each output: y = x · wᵀ, with x n_tokens rows of w.ne0 floats at stride ldx. All

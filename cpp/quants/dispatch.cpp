@@ -47,6 +47,16 @@ static KernelTable scalar_table() {
     t.dot_f16 = ref::dot_f16;
     t.axpy_f32 = ref::axpy_f32;
     t.axpy_f16 = ref::axpy_f16;
+    t.dot_tile[uint32_t(G::Q4_0)] = ref::dot_tile_q4_0;
+    t.dot_tile[uint32_t(G::Q4_1)] = ref::dot_tile_q4_1;
+    t.dot_tile[uint32_t(G::Q5_0)] = ref::dot_tile_q5_0;
+    t.dot_tile[uint32_t(G::Q5_1)] = ref::dot_tile_q5_1;
+    t.dot_tile[uint32_t(G::Q8_0)] = ref::dot_tile_q8_0;
+    t.dot_tile[uint32_t(G::Q4_K)] = ref::dot_tile_q4_K;
+    t.dot_tile[uint32_t(G::Q5_K)] = ref::dot_tile_q5_K;
+    t.dot_tile[uint32_t(G::Q6_K)] = ref::dot_tile_q6_K;
+    t.quantize_act[size_t(ActFormat::A8)] = ref::quantize_row_a8;
+    t.quantize_act[size_t(ActFormat::Q8K)] = ref::quantize_row_q8k_act;
     return t;
 }
 
@@ -64,6 +74,16 @@ static KernelTable avx2_table() {
     t.dot_f16 = avx2::dot_f16;
     t.axpy_f32 = avx2::axpy_f32;
     t.axpy_f16 = avx2::axpy_f16;
+    t.dot_tile[uint32_t(G::Q4_0)] = avx2::dot_tile_q4_0;
+    t.dot_tile[uint32_t(G::Q4_1)] = avx2::dot_tile_q4_1;
+    t.dot_tile[uint32_t(G::Q5_0)] = avx2::dot_tile_q5_0;
+    t.dot_tile[uint32_t(G::Q5_1)] = avx2::dot_tile_q5_1;
+    t.dot_tile[uint32_t(G::Q8_0)] = avx2::dot_tile_q8_0;
+    t.dot_tile[uint32_t(G::Q4_K)] = avx2::dot_tile_q4_K;
+    t.dot_tile[uint32_t(G::Q5_K)] = avx2::dot_tile_q5_K;
+    t.dot_tile[uint32_t(G::Q6_K)] = avx2::dot_tile_q6_K;
+    t.quantize_act[size_t(ActFormat::A8)] = avx2::quantize_row_a8;
+    t.quantize_act[size_t(ActFormat::Q8K)] = avx2::quantize_row_q8k_act;
 #endif
     return t;
 }

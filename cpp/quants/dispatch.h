@@ -10,6 +10,7 @@
 #include <string>
 
 #include "ops/vec.h"
+#include "quants/qdot.h"
 #include "quants/types.h"
 
 namespace ember {
@@ -27,6 +28,10 @@ struct KernelTable {
     DotF16Fn dot_f16 = nullptr;
     AxpyF32Fn axpy_f32 = nullptr;
     AxpyF16Fn axpy_f16 = nullptr;
+    // Integer dot products (quants/qdot.h): per weight type its tile kernel (nullptr: the type
+    // is dequantized to float instead), and per activation format its quantizer.
+    DotTileFn dot_tile[kMaxTypeId] = {};
+    QuantizeActFn quantize_act[3] = {};  // indexed by ActFormat
 };
 
 bool isa_supported(Isa isa);

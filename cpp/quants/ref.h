@@ -40,6 +40,9 @@ void quantize_row_q8_0(const float* x, void* y, int64_t n);
 void quantize_row_q8_1(const float* x, void* y, int64_t n);
 void quantize_row_q8_K(const float* x, void* y, int64_t n);
 
+// Q4_K / Q5_K: scale and min of sub-block j (0..7) from the 12 packed bytes.
+void unpack_scale_min_k4(int j, const uint8_t* q, uint8_t* sc, uint8_t* m);
+
 // --- K-quant quantizers: searched scales, not bit-compatible with any reference ----------
 // (quantize_k.cpp; the round-trip error bounds are documented there and tested)
 void quantize_row_q4_K(const float* x, void* y, int64_t n);

@@ -14,7 +14,7 @@ namespace ember::ref {
 // Q4_K / Q5_K pack eight 6-bit scales and eight 6-bit mins into 12 bytes:
 // bytes 0-3 and 4-7 hold scales/mins 0-3 in their low 6 bits; scales/mins 4-7 take their low
 // nibble from bytes 8-11 and their top two bits from the spare bits of bytes 0-7.
-static void unpack_scale_min_k4(int j, const uint8_t* q, uint8_t* sc, uint8_t* m) {
+void unpack_scale_min_k4(int j, const uint8_t* q, uint8_t* sc, uint8_t* m) {
     if (j < 4) {
         *sc = q[j] & 63;
         *m = q[j + 4] & 63;

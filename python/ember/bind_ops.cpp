@@ -56,7 +56,7 @@ py::array_t<float> matmul_hook(py::array_t<uint8_t, py::array::c_style> w, const
     {
         py::gil_scoped_release nogil;
         ThreadPool pool(n_threads);
-        MatmulScratch scratch(n_threads, cols);
+        MatmulScratch scratch(n_threads, cols, T);
         matmul(v, in, cols, T, out, v.n_rows, pool, scratch, k);
     }
     return y;
@@ -141,9 +141,22 @@ py::array_t<float> attention_hook(F32 q, F32 k, F32 v, int32_t j0, int32_t j1, f
     return out;
 }
 
+// The activations as the integer matmul quantizes them: bytes of n / block_size blocks.
+py::array_t<uint8_t> quantize_act_hook(F32 x, const std::string& format, const std::optional<std::string>& isa) {
+    need(x.ndim() == 1, "x must be 1-D");
+    const ActFormat f = format == "a8" ? ActFormat::A8 : format == "q8k" ? ActFormat::Q8K : ActFormat::None;
+    need(f != ActFormat::None, "format must be 'a8' or 'q8k'");
+    const int64_t block = f == ActFormat::A8 ? 32 : 256;
+    need(x.shape(0) % block == 0, "length must be a multiple of the block size");
+    py::array_t<uint8_t> out(py::ssize_t(act_row_size(f, x.shape(0))));
+    table(isa).quantize_act[size_t(f)](x.data(), out.mutable_data(), x.shape(0));
+    return out;
+}
+
 }  // namespace
 
 void bind_ops(py::module_& m) {
+    m.def("_ops_quantize_act", &quantize_act_hook, py::arg("x"), py::arg("format"), py::arg("isa") = py::none());
     m.def("_ops_dot", [](F32 a, F32 b, const std::optional<std::string>& isa) {
         need(a.ndim() == 1 && b.ndim() == 1 && a.shape(0) == b.shape(0), "a and b must be 1-D of one length");
         return table(isa).dot_f32(a.data(), b.data(), a.shape(0));
