@@ -15,6 +15,7 @@ struct TensorView {
     int64_t n_rows = 0;         // ne[1] * ne[2] * ne[3]
     uint64_t row_bytes = 0;
     const uint8_t* data = nullptr;
+    const uint8_t* packed = nullptr;  // the same rows repacked for the SIMD kernels (quants/packed.h), if any
 
     bool empty() const { return data == nullptr; }
     const uint8_t* row(int64_t r) const { return data + uint64_t(r) * row_bytes; }

@@ -49,11 +49,11 @@ void ThreadPool::work_on(uint32_t job, int thread) {
     for (;;) {
         if (uint32_t(c >> 32) != job) return;             // a later job: this one is over
         const uint32_t piece = uint32_t(c);
-        if (piece >= uint32_t(n_threads_)) return;        // every piece claimed
+        if (int64_t(piece) >= job_pieces_) return;        // every piece claimed
         if (!claim_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
         // The job stays published until all its pieces are done, this one included.
-        const int64_t n = job_n_;
-        const int64_t begin = n * piece / n_threads_, end = n * (piece + 1) / n_threads_;
+        const int64_t n = job_n_, p = job_pieces_;
+        const int64_t begin = n * piece / p, end = n * (piece + 1) / p;
         if (begin < end) {
             try {
                 job_fn_(job_ctx_, begin, end, thread);
@@ -67,15 +67,17 @@ void ThreadPool::work_on(uint32_t job, int thread) {
     }
 }
 
-void ThreadPool::run(int64_t n, JobFn fn, void* ctx) {
+void ThreadPool::run(int64_t n, int64_t n_pieces, JobFn fn, void* ctx) {
     if (n <= 0) return;
-    if (n_threads_ == 1 || n == 1) {
-        fn(ctx, 0, n, 0);
+    if (n_threads_ == 1 || n_pieces == 1) {
+        for (int64_t p = 0; p < n_pieces; ++p) fn(ctx, n * p / n_pieces, n * (p + 1) / n_pieces, 0);
         return;
     }
+    if (n_pieces > int64_t(UINT32_MAX)) fail<ArgumentError>("ThreadPool: too many pieces (", n_pieces, ")");
     job_fn_ = fn;
     job_ctx_ = ctx;
     job_n_ = n;
+    job_pieces_ = n_pieces;
     error_ = nullptr;
     done_.store(0, std::memory_order_relaxed);
     uint64_t gen;
@@ -89,7 +91,7 @@ void ThreadPool::run(int64_t n, JobFn fn, void* ctx) {
     wake_.notify_all();
     work_on(uint32_t(gen), 0);
     // Pieces claimed by workers may still run; a descheduled one gets the core after a while.
-    for (int spin = 0; done_.load(std::memory_order_acquire) != n_threads_; ++spin) {
+    for (int spin = 0; done_.load(std::memory_order_acquire) != n_pieces; ++spin) {
         if (spin < kSpinIterations) cpu_relax();
         else std::this_thread::yield();
     }

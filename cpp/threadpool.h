@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <algorithm>
 #include <cstdint>
 #include <exception>
 #include <mutex>
@@ -30,18 +31,28 @@ public:
 
     int size() const { return n_threads_; }
 
-    // fn(begin, end, thread) for each of the size() pieces of [0, n); `thread` identifies the
+    // fn(begin, end, thread) for each of min(n, size()) pieces of [0, n); `thread` identifies the
     // executing thread (0 .. size()-1, for per-thread scratch), not the piece. Returns when all
     // pieces are done; an exception thrown by any piece is rethrown here (the first one).
     template <class F>
     void parallel_for(int64_t n, F&& fn) {
         auto call = [](void* ctx, int64_t b, int64_t e, int t) { (*static_cast<F*>(ctx))(b, e, t); };
-        run(n, call, &fn);
+        run(n, std::min<int64_t>(n, n_threads_), call, &fn);
+    }
+
+    // fn(task, thread) for every task in [0, n), handed out one at a time: for work whose cost
+    // varies a lot from task to task (causal attention). Each task's result must not depend on
+    // the thread that runs it.
+    template <class F>
+    void parallel_tasks(int64_t n, F&& fn) {
+        auto call = [](void* ctx, int64_t b, int64_t, int t) { (*static_cast<F*>(ctx))(b, t); };
+        run(n, n, call, &fn);
     }
 
 private:
     using JobFn = void (*)(void* ctx, int64_t begin, int64_t end, int thread);
-    void run(int64_t n, JobFn fn, void* ctx);
+    // Pieces [n*p/n_pieces, n*(p+1)/n_pieces) for p < n_pieces, claimed by the threads.
+    void run(int64_t n, int64_t n_pieces, JobFn fn, void* ctx);
     void worker(int index);
     // Claim and run pieces of job `job` until none is left; false when the job is over.
     void work_on(uint32_t job, int thread);
@@ -52,9 +63,9 @@ private:
     // (low 32 bits): a claim succeeds only for the job the claimer saw published.
     JobFn job_fn_ = nullptr;
     void* job_ctx_ = nullptr;
-    int64_t job_n_ = 0;
+    int64_t job_n_ = 0, job_pieces_ = 0;
     std::atomic<uint64_t> claim_{0};
-    std::atomic<int> done_{0};
+    std::atomic<int64_t> done_{0};
     std::atomic<uint64_t> generation_{0};
     std::atomic<bool> stop_{false};
     std::mutex mutex_;

@@ -171,6 +171,56 @@ def test_matmul_is_batch_and_thread_invariant(type_name):
             np.testing.assert_array_equal(together[t], alone[0], err_msg=f"{type_name}: token {t} of {n_tokens}")
 
 
+PACKED_TYPES = ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0"]
+
+
+@pytest.mark.parametrize("type_name", PACKED_TYPES)
+# whole groups, a partial last group, and rows long enough to be taken in slices
+@pytest.mark.parametrize("rows,cols", [(8, 32), (37, 96), (67, 160), (11, 1056)])
+def test_packed_matmul(type_name, rows, cols):
+    """Weights repacked 8 rows at a time: against float64 numpy, and the packed scalar reference is
+    the file-layout reference (bit for bit while a row is taken whole)."""
+    rng = np.random.default_rng(rows * cols)
+    data, ref = _weights(type_name, rows, cols, rng)
+    for n_tokens in (1, 3, 9):
+        x = rng.standard_normal((n_tokens, cols)).astype(np.float32)
+        _, _, xs = quantize_act_reference(x, 32)
+        want = xs @ ref.T
+        bound = (cols + 2) * U * (np.abs(xs) @ np.abs(ref).T) + 1e-30
+        packed_ref = _core._ops_matmul(data, type_name, cols, x, "scalar", 1, "packed_ref")
+        file_ref = _core._ops_matmul(data, type_name, cols, x, "scalar", 1, "file")
+        if cols <= 512 or n_tokens <= 4:
+            np.testing.assert_array_equal(packed_ref, file_ref)
+        report(packed_ref, want, bound, f"packed reference {type_name}")
+        for isa in ISAS:
+            if isa == "scalar":
+                continue
+            got = _core._ops_matmul(data, type_name, cols, x, isa, 2, "packed")
+            report(got, want, bound, f"packed {type_name} ({isa}) {n_tokens} tokens")
+
+
+@pytest.mark.parametrize("type_name", PACKED_TYPES)
+def test_packed_rows_unpack_exactly(type_name):
+    rng = np.random.default_rng(3)
+    data, ref = _weights(type_name, 13, 64, rng)
+    for row in (0, 7, 8, 12):
+        np.testing.assert_array_equal(_core._ops_unpack_row(data, type_name, 64, row), ref[row].astype(np.float32))
+
+
+@pytest.mark.parametrize("type_name", PACKED_TYPES)
+def test_packed_matmul_is_batch_and_thread_invariant(type_name):
+    if "avx2" not in ISAS:
+        pytest.skip("no packed kernels for this CPU")
+    rng = np.random.default_rng(6)
+    cols = 1056  # 33 blocks: batches take the rows in slices, one token takes them whole
+    data, _ = _weights(type_name, 45, cols, rng)
+    x = rng.standard_normal((67, cols)).astype(np.float32)
+    together = _core._ops_matmul(data, type_name, cols, x, "avx2", 3, "packed")
+    for t in (0, 5, 63, 64, 66):
+        alone = _core._ops_matmul(data, type_name, cols, x[t:t + 1], "avx2", 1, "packed")
+        np.testing.assert_array_equal(together[t], alone[0], err_msg=f"{type_name} token {t}")
+
+
 def test_matmul_rejects_bad_shapes():
     data, _ = _weights("Q8_0", 4, 64, np.random.default_rng(0))
     with pytest.raises(ValueError):
@@ -310,3 +360,39 @@ def test_paged_attention(isa, f16, n, j0, j1, block):
     got = _core._ops_attention(q, k, v, j0, j1, scale, block, f16, 7, isa)
     bound = 1e-5 * (np.abs(p) @ np.abs(vv)) + 1e-6
     report(got, want, bound, f"attention n={n} [{j0}, {j1}] block={block} f16={f16}")
+
+
+def _attention_reference(q, k, v, first, last, scale, f16):
+    kk = (k.astype(np.float16) if f16 else k).astype(np.float64)
+    vv = (v.astype(np.float16) if f16 else v).astype(np.float64)
+    out = np.zeros((len(q), k.shape[1]))
+    bound = np.zeros_like(out)
+    for i in range(len(q)):
+        s = kk[first[i]:last[i] + 1] @ q[i].astype(np.float64) * scale
+        p = np.exp(s - s.max())
+        p /= p.sum()
+        out[i] = p @ vv[first[i]:last[i] + 1]
+        bound[i] = 1e-5 * (p @ np.abs(vv[first[i]:last[i] + 1])) + 1e-6
+    return out, bound
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("d", [8, 24, 40, 64, 256, 20])  # 20: not a multiple of 8 (the scalar kernel)
+@pytest.mark.parametrize("f16", [True, False])
+def test_batched_attention(isa, d, f16):
+    """Many queries over one KV head (a GQA group, several tokens, causal and windowed ranges)."""
+    rng = np.random.default_rng(d)
+    n = 150
+    k = rng.standard_normal((n, d)).astype(np.float32)
+    v = rng.standard_normal((n, d)).astype(np.float32)
+    ranges = [(0, 0), (0, 15), (0, 16), (3, 17), (0, 149), (100, 149), (140, 149), (17, 17), (31, 64), (0, 77)]
+    q = (rng.standard_normal((len(ranges), d)) * 2).astype(np.float32)
+    first, last = [r[0] for r in ranges], [r[1] for r in ranges]
+    want, bound = _attention_reference(q, k, v, first, last, d ** -0.5, f16)
+    for block in (16, 7):
+        got = _core._ops_attention_batch(q, k, v, first, last, d ** -0.5, block, f16, 3, isa)
+        report(got, want, bound, f"batched attention d={d} block={block} f16={f16}")
+        # a query's result does not depend on the other queries in its batch
+        for i in (0, 4, 8):
+            alone = _core._ops_attention_batch(q[i:i + 1], k, v, first[i:i + 1], last[i:i + 1], d ** -0.5, block, f16, 3, isa)
+            np.testing.assert_array_equal(alone[0], got[i])

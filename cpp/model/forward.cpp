@@ -29,6 +29,10 @@
 
 namespace ember {
 
+// Query tokens per attention work item: enough to share each converted tile of keys and values,
+// few enough that a long prompt makes many items for the threads to share.
+static constexpr int32_t kAttnTokens = 16;
+
 static int64_t max_row_length(const HParams& hp) {
     return std::max<int64_t>({hp.n_embd, hp.n_ff, hp.q_dim()});
 }
@@ -47,9 +51,16 @@ ForwardBuffers::ForwardBuffers(const HParams& hp, int32_t n_batch_, int32_t n_ct
       up(gate.size()),
       rope_cs(size_t(n_batch_) * size_t(hp.rope.n_dims)),
       rope_cs_swa(size_t(n_batch_) * size_t(hp.rope_swa.n_dims)),
-      scores(size_t(n_threads) * size_t(n_ctx_)),
+      attn_scratch_floats(attend_batch_scratch(kAttnTokens * (hp.n_head / hp.n_head_kv), hp.head_dim_k, n_ctx_)),
+      attn_max_queries(size_t(kAttnTokens) * size_t(hp.n_head / hp.n_head_kv)),
+      attn_scratch(size_t(n_threads) * attn_scratch_floats),
+      attn_q(size_t(n_threads) * attn_max_queries),
+      attn_out(attn_q.size()),
+      attn_first(attn_q.size()),
+      attn_last(attn_q.size()),
       mm(n_threads, max_row_length(hp), n_batch_) {
     out_rows.reserve(size_t(n_batch_));
+    attn_tasks.reserve(size_t(n_batch_) * size_t(hp.n_head));
 }
 
 namespace {
@@ -87,6 +98,30 @@ struct Pass {
             dequantize(emb.row(batch.token[size_t(begin + t)]), x, hp.n_embd);
             if (scale != 1.0f)
                 for (int32_t i = 0; i < hp.n_embd; ++i) x[i] *= scale;
+        }
+    }
+
+    // Attention work items: runs of consecutive tokens of one sequence (at most kAttnTokens),
+    // each against every KV head; a small batch also splits each KV head's group of query
+    // heads, so that even one token gives the threads work. Results do not depend on the split.
+    void attention_tasks() {
+        buf.attn_tasks.clear();
+        const int32_t group = hp.n_head / hp.n_head_kv;
+        auto run_end = [&](int32_t t) {
+            int32_t e = t + 1;
+            while (e < T && e - t < kAttnTokens && batch.seq[size_t(begin + e)] == batch.seq[size_t(begin + t)]) ++e;
+            return e;
+        };
+        int32_t n_runs = 0;
+        for (int32_t t = 0; t < T; t = run_end(t)) ++n_runs;
+        const int32_t split = int64_t(n_runs) * hp.n_head_kv >= 2 * pool.size() ? 1 : std::min(group, 2 * pool.size());
+        for (int32_t t = 0, e; t < T; t = e) {
+            e = run_end(t);
+            for (int32_t kvh = 0; kvh < hp.n_head_kv; ++kvh)
+                for (int32_t s = 0; s < split; ++s) {
+                    const int32_t h0 = group * s / split, h1 = group * (s + 1) / split;
+                    if (h1 > h0) buf.attn_tasks.push_back({t, e - t, kvh, kvh * group + h0, h1 - h0});
+                }
         }
     }
 
@@ -133,24 +168,33 @@ struct Pass {
             }
         });
 
-        // attention, one (token, head) pair at a time
-        const int32_t group = hp.n_head / hp.n_head_kv;
+        // attention: each work item is a run of one sequence's tokens against one KV head
         const bool f16 = kv.params().type == GGMLType::F16;
         const uint64_t elem = f16 ? 2 : 4;
-        pool.parallel_for(int64_t(T) * hp.n_head, [&](int64_t i0, int64_t i1, int thread) {
-            float* scores = buf.scores.data() + int64_t(thread) * buf.n_ctx;
-            for (int64_t i = i0; i < i1; ++i) {
-                const int32_t t = int32_t(i / hp.n_head), h = int32_t(i % hp.n_head), kvh = h / group;
-                const int32_t s = batch.seq[size_t(begin + t)], pos = batch.pos[size_t(begin + t)];
-                const std::vector<int32_t>& blocks = kv.seq_blocks(s);
-                PagedRows kr{kv.k_layer(il) + uint64_t(kvh) * hd * elem, kv.k_block_stride(), kv.k_row_bytes(),
-                             kv.params().block_size, blocks.data(), f16};
-                PagedRows vr{kv.v_layer(il) + uint64_t(kvh) * hd * elem, kv.v_block_stride(), kv.v_row_bytes(),
-                             kv.params().block_size, blocks.data(), f16};
-                const int32_t j0 = swa && hp.n_swa > 0 ? std::max(0, pos - hp.n_swa + 1) : 0;
-                attend(q + int64_t(t) * qd + h * hd, hd, kr, vr, j0, pos, hp.attn_scale, scores,
-                       buf.att.data() + int64_t(t) * qd + h * hd, k);
+        pool.parallel_tasks(int64_t(buf.attn_tasks.size()), [&](int64_t ti, int thread) {
+            const ForwardBuffers::AttnTask& task = buf.attn_tasks[size_t(ti)];
+            const size_t base = size_t(thread) * buf.attn_max_queries;
+            const float** qp = buf.attn_q.data() + base;
+            float** op = buf.attn_out.data() + base;
+            int32_t* first = buf.attn_first.data() + base;
+            int32_t* last = buf.attn_last.data() + base;
+            int32_t n = 0;
+            for (int32_t t = task.token; t < task.token + task.n_tokens; ++t) {
+                const int32_t pos = batch.pos[size_t(begin + t)];
+                for (int32_t h = task.head0; h < task.head0 + task.n_heads; ++h, ++n) {
+                    qp[n] = q + int64_t(t) * qd + h * hd;
+                    op[n] = buf.att.data() + int64_t(t) * qd + h * hd;
+                    first[n] = swa && hp.n_swa > 0 ? std::max(0, pos - hp.n_swa + 1) : 0;
+                    last[n] = pos;
+                }
             }
+            const std::vector<int32_t>& blocks = kv.seq_blocks(batch.seq[size_t(begin + task.token)]);
+            const PagedRows kr{kv.k_layer(il) + uint64_t(task.kv_head) * hd * elem, kv.k_block_stride(), kv.k_row_bytes(),
+                               kv.params().block_size, blocks.data(), f16};
+            const PagedRows vr{kv.v_layer(il) + uint64_t(task.kv_head) * hd * elem, kv.v_block_stride(), kv.v_row_bytes(),
+                               kv.params().block_size, blocks.data(), f16};
+            const AttnQueries queries{qp, op, first, last, n};
+            k.attend_batch(queries, hd, kr, vr, hp.attn_scale, buf.attn_scratch.data() + size_t(thread) * buf.attn_scratch_floats, k);
         });
 
         matmul(L.wo, buf.att.data(), qd, T, buf.proj.data(), hp.n_embd, pool, buf.mm, k);   // [T, n_embd]
@@ -209,6 +253,7 @@ void forward(const Model& model, const Batch& batch, int32_t begin, int32_t end,
     Pass p{model, model.hparams(), batch, begin, end - begin, kv, pool, buf, k};
     p.embed();
     p.rope_tables();
+    p.attention_tasks();
     for (int il = 0; il < p.hp.n_layer; ++il) {
         p.attention(il);
         p.feed_forward(il);

@@ -29,7 +29,18 @@ struct ForwardBuffers {
     std::vector<float> gate, up;   // [n_batch, n_ff]
     std::vector<float> rope_cs;    // [n_batch, rope.n_dims] cos/sin per token, global layers
     std::vector<float> rope_cs_swa;// [n_batch, rope_swa.n_dims] sliding-window layers
-    std::vector<float> scores;     // [n_threads, n_ctx] attention scores
+    // attention: work items (a run of one sequence's tokens x a KV head x some of its query
+    // heads) and per-thread scratch for the kernel and its query lists
+    struct AttnTask {
+        int32_t token, n_tokens;   // micro-batch tokens [token, token + n_tokens), one sequence
+        int32_t kv_head, head0, n_heads;
+    };
+    std::vector<AttnTask> attn_tasks;
+    size_t attn_scratch_floats, attn_max_queries;
+    std::vector<float> attn_scratch;            // [n_threads, attn_scratch_floats]
+    std::vector<const float*> attn_q;           // [n_threads, attn_max_queries]
+    std::vector<float*> attn_out;
+    std::vector<int32_t> attn_first, attn_last;
     std::vector<int32_t> out_rows; // tokens of the micro-batch that want logits
     MatmulScratch mm;
 };

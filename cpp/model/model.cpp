@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "common.h"
+#include "quants/dispatch.h"
 
 namespace ember {
 
@@ -19,6 +20,7 @@ std::shared_ptr<const Model> Model::load(const std::string& path) {
     m->tok_ = std::make_unique<Tokenizer>(Tokenizer::from_gguf(f));
     m->hp_.n_vocab = m->tok_->n_vocab();
     load_weights(f, m->hp_, m->w_);
+    pack_weights(m->w_, kernels());
     if (const GGUFKeyValue* t = f.find("tokenizer.chat_template"); t && t->value.type == GGUFType::STRING)
         m->chat_template_ = std::string(t->value.str);
     m->load_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

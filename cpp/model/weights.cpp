@@ -7,6 +7,7 @@
 #include "gguf.h"
 #include "model/arch.h"
 #include "quants/dispatch.h"
+#include "quants/packed.h"
 
 namespace ember {
 
@@ -122,6 +123,28 @@ void load_weights(const GGUFFile& file, const HParams& hp, Weights& w) {
             l.post_ffw_norm = L.vector(name("post_ffw_norm"), e);
         }
     }
+}
+
+}  // namespace ember
+
+namespace ember {
+
+static void pack_one(Weights& w, TensorView& v, const KernelTable& k) {
+    if (v.empty() || !k.packed_tile[uint32_t(v.type)]) return;
+    const uint64_t bytes = packed_size(v.type, v.n_rows, v.ne0);
+    if (bytes == 0) return;
+    void* mem = nullptr;
+    if (posix_memalign(&mem, 64, size_t(bytes)) != 0) fail<CapacityError>("could not allocate ", bytes >> 20, " MiB to repack weights");
+    w.packed_storage.emplace_back(static_cast<uint8_t*>(mem), std::free);
+    pack_rows(v.type, v.data, v.row_bytes, v.n_rows, v.ne0, static_cast<uint8_t*>(mem));
+    v.packed = static_cast<uint8_t*>(mem);
+    w.packed_bytes += bytes;
+}
+
+void pack_weights(Weights& w, const KernelTable& k) {
+    for (LayerWeights& l : w.layers)
+        for (TensorView* v : {&l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_gate, &l.ffn_up, &l.ffn_down}) pack_one(w, *v, k);
+    pack_one(w, w.output, k);
 }
 
 }  // namespace ember

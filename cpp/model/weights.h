@@ -8,7 +8,9 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
 #include <deque>
+#include <memory>
 #include <vector>
 
 #include "model/hparams.h"
@@ -39,10 +41,18 @@ struct Weights {
     std::vector<LayerWeights> layers;
     std::deque<std::vector<float>> owned;  // float32 copies of vectors stored in other types
     uint64_t matrix_bytes = 0;             // bytes of the matrices, as stored
+    // Matrices repacked for the SIMD kernels (TensorView::packed points in here).
+    std::vector<std::unique_ptr<uint8_t, void (*)(void*)>> packed_storage;
+    uint64_t packed_bytes = 0;
 };
 
 // Throws GGUFError naming the tensor: missing, wrong shape, or a type ember cannot compute with.
 // (Weights must not be copied: views point into `owned`.)
 void load_weights(const GGUFFile& file, const HParams& hp, Weights& out);
+
+struct KernelTable;
+// Repack every matrix whose type has a packed kernel in k (quants/packed.h). The token
+// embedding keeps its file layout for lookups; when tied, the output head gets a packed copy.
+void pack_weights(Weights& w, const KernelTable& k);
 
 }  // namespace ember

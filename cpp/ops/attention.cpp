@@ -1,10 +1,13 @@
-// attention.cpp — see attention.h. Two passes over the keys and values: the scores, then the
-// softmax-weighted sum of values (the scores fit in the caller's scratch for any context).
+// attention.cpp — see attention.h. attend(): two passes over the keys and values (the scores,
+// then the softmax-weighted sum of values); the scores fit in the caller's scratch for any
+// context. ref::attend_batch runs it for each query.
 #include "ops/attention.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "ops/norm.h"
+#include "quants/dispatch.h"
 
 namespace ember {
 
@@ -26,4 +29,17 @@ void attend(const float* q, int32_t head_dim, const PagedRows& k, const PagedRow
     }
 }
 
+size_t attend_batch_scratch(int32_t n, int32_t head_dim, int32_t n_ctx) {
+    // ref: the scores of one query; avx2: a tile of keys and of values, and two floats per query
+    return std::max<size_t>(size_t(n_ctx), size_t(32) * size_t(head_dim) + 2 * size_t(n) + 16);
+}
+
+namespace ref {
+
+void attend_batch(const AttnQueries& qs, int32_t head_dim, const PagedRows& k, const PagedRows& v, float scale,
+                  float* scratch, const KernelTable& kt) {
+    for (int32_t i = 0; i < qs.n; ++i) attend(qs.q[i], head_dim, k, v, qs.first[i], qs.last[i], scale, scratch, qs.out[i], kt);
+}
+
+}  // namespace ref
 }  // namespace ember

@@ -1,15 +1,21 @@
-// attention.h — scaled dot-product attention of one query head over keys and values stored in
-// fixed-size blocks (paged), fp16 or f32.
+// attention.h — scaled dot-product attention over keys and values stored in fixed-size blocks
+// (paged), fp16 or f32.
 //
-// The caller picks the range of positions [j0, j1] the query may see (causal, and a sliding
-// window where the layer has one); this file knows nothing of sequences or models.
+// attend() takes one query; attend_batch() a set of queries that read the same keys and values
+// (one KV head of one sequence: the heads of a GQA group, several tokens). The caller picks the
+// positions each query may see (causal, and a window where the layer has one); this file knows
+// nothing of sequences or models. The batched kernel walks the keys in tiles of 16 positions
+// (at multiples of 16, whatever the cache's block size) with an online softmax, converting each
+// tile of keys and values to f32 once for all the queries; a query's result depends only on the
+// query, its range and the keys — not on which other queries share its batch.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
-#include "quants/dispatch.h"
-
 namespace ember {
+
+struct KernelTable;
 
 // Rows of one KV head: position j is in blocks[j / block_size], row j % block_size.
 struct PagedRows {
@@ -29,5 +35,29 @@ struct PagedRows {
 // scores: scratch for j1 - j0 + 1 floats.
 void attend(const float* q, int32_t head_dim, const PagedRows& k, const PagedRows& v, int32_t j0, int32_t j1, float scale,
             float* scores, float* out, const KernelTable& kt);
+
+// Query i: head_dim floats at q[i], sees positions [first[i], last[i]], writes out[i].
+struct AttnQueries {
+    const float* const* q;
+    float* const* out;
+    const int32_t* first;
+    const int32_t* last;
+    int32_t n;
+};
+
+using AttendBatchFn = void (*)(const AttnQueries& qs, int32_t head_dim, const PagedRows& k, const PagedRows& v, float scale,
+                               float* scratch, const KernelTable& kt);
+// Floats of scratch attend_batch needs for n queries of head_dim over a context of n_ctx.
+size_t attend_batch_scratch(int32_t n, int32_t head_dim, int32_t n_ctx);
+
+namespace ref {
+// One attend() per query (the specification).
+void attend_batch(const AttnQueries& qs, int32_t head_dim, const PagedRows& k, const PagedRows& v, float scale,
+                  float* scratch, const KernelTable& kt);
+}  // namespace ref
+namespace avx2 {
+void attend_batch(const AttnQueries& qs, int32_t head_dim, const PagedRows& k, const PagedRows& v, float scale,
+                  float* scratch, const KernelTable& kt);
+}  // namespace avx2
 
 }  // namespace ember

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "common.h"
+#include "quants/packed.h"
 #include "threadpool.h"
 
 namespace ember {
@@ -71,14 +72,52 @@ static void integer_rows(const MatmulOut& o, int64_t r0, int64_t r1, const uint8
     }
 }
 
+// Row groups [g0, g1) of a packed matrix against every token, by packed tiles (8 rows each).
+// With more tokens than one tile, a group's row is taken kPackSlice blocks at a time (its slice
+// of weights stays in L1 while the token block's tiles pass), the outputs accumulating in y.
+static constexpr int64_t kPackTokenBlock = 32, kPackSlice = 16;
+
+static void packed_rows(const MatmulOut& o, int64_t g0, int64_t g1, const uint8_t* act, uint64_t act_stride,
+                        int64_t n_tokens, const KernelTable& k) {
+    const TensorView& w = *o.w;
+    const PackedTileFn tile = k.packed_tile[uint32_t(w.type)];
+    const int64_t nb = w.ne0 / 32;
+    const uint64_t group_bytes = uint64_t(nb) * packed_block_bytes(w.type);
+    const int64_t slice = n_tokens > kPackCols ? kPackSlice : nb;
+    float partial[kPackTokenBlock * kPackRows];  // the last group of a matrix whose rows are not a multiple of 8
+    for (int64_t t0 = 0; t0 < n_tokens; t0 += kPackTokenBlock) {
+        const int64_t t1 = std::min(n_tokens, t0 + kPackTokenBlock);
+        for (int64_t g = g0; g < g1; ++g) {
+            const uint8_t* group = w.packed + uint64_t(g) * group_bytes;
+            const int64_t r = g * kPackRows, nr = std::min<int64_t>(kPackRows, w.n_rows - r);
+            for (int64_t b0 = 0; b0 < nb; b0 += slice) {
+                const int64_t nbs = std::min(slice, nb - b0);
+                for (int64_t t = t0; t < t1; t += kPackCols) {
+                    const int nt = int(std::min<int64_t>(kPackCols, t1 - t));
+                    const uint8_t* a = act + uint64_t(t) * act_stride;
+                    if (nr == kPackRows) tile(b0, nbs, group, a, act_stride, nt, o.y + t * o.ldy + r, o.ldy, b0 > 0);
+                    else tile(b0, nbs, group, a, act_stride, nt, partial + (t - t0) * kPackRows, kPackRows, b0 > 0);
+                }
+            }
+            if (nr < kPackRows)
+                for (int64_t t = t0; t < t1; ++t)
+                    for (int64_t i = 0; i < nr; ++i) o.y[t * o.ldy + r + i] = partial[(t - t0) * kPackRows + i];
+        }
+    }
+}
+
+static bool is_packed(const TensorView& w, const KernelTable& k) {
+    return w.packed && k.packed_tile[uint32_t(w.type)];
+}
+
 void matmul(const MatmulOut* outs, int n_outs, const float* x, int64_t ldx, int64_t n_tokens, ThreadPool& pool,
             MatmulScratch& scratch, const KernelTable& k) {
     // Quantize the activations once for every format these matrices need.
     bool need[3] = {false, false, false};
-    int64_t total = 0, n = outs[0].w->ne0;
+    int64_t units = 0, n = outs[0].w->ne0;
     for (int i = 0; i < n_outs; ++i) {
-        total += outs[i].w->n_rows;
-        if (k.dot_tile[uint32_t(outs[i].w->type)]) need[size_t(act_format(outs[i].w->type))] = true;
+        units += (outs[i].w->n_rows + kPackRows - 1) / kPackRows;
+        if (k.dot_tile[uint32_t(outs[i].w->type)] || is_packed(*outs[i].w, k)) need[size_t(act_format(outs[i].w->type))] = true;
         if (outs[i].w->ne0 != n) fail<ArgumentError>("matmul: matrices sharing an input must have one row length");
     }
     if (n_tokens > scratch.max_tokens() || n > scratch.max_row_length())
@@ -93,21 +132,20 @@ void matmul(const MatmulOut* outs, int n_outs, const float* x, int64_t ldx, int6
             for (int64_t t = t0; t < t1; ++t) quantize(x + t * ldx, dst + uint64_t(t) * stride, n);
         });
     }
-    pool.parallel_for(total, [&](int64_t begin, int64_t end, int thread) {
-        // Walk the concatenated row range, one matrix at a time.
+    // The work is cut in units of 8 rows (a packed row group), concatenated over the matrices.
+    pool.parallel_for(units, [&](int64_t begin, int64_t end, int thread) {
         int64_t offset = 0;
         for (int i = 0; i < n_outs && begin < end; ++i) {
             const MatmulOut& o = outs[i];
-            const int64_t rows = o.w->n_rows;
-            const int64_t lo = std::max(begin, offset) - offset, hi = std::min(end, offset + rows) - offset;
-            offset += rows;
-            if (lo >= hi) continue;
-            if (k.dot_tile[uint32_t(o.w->type)]) {
-                const ActFormat f = act_format(o.w->type);
-                integer_rows(o, lo, hi, scratch.act(f), act_row_size(f, n), n_tokens, k);
-            } else {
-                float_rows(o, lo, hi, x, ldx, n_tokens, scratch.thread(thread), k);
-            }
+            const int64_t groups = (o.w->n_rows + kPackRows - 1) / kPackRows;
+            const int64_t g0 = std::max(begin, offset) - offset, g1 = std::min(end, offset + groups) - offset;
+            offset += groups;
+            if (g0 >= g1) continue;
+            const ActFormat f = act_format(o.w->type);
+            const int64_t r0 = g0 * kPackRows, r1 = std::min(o.w->n_rows, g1 * kPackRows);
+            if (is_packed(*o.w, k)) packed_rows(o, g0, g1, scratch.act(f), act_row_size(f, n), n_tokens, k);
+            else if (k.dot_tile[uint32_t(o.w->type)]) integer_rows(o, r0, r1, scratch.act(f), act_row_size(f, n), n_tokens, k);
+            else float_rows(o, r0, r1, x, ldx, n_tokens, scratch.thread(thread), k);
         }
     });
 }

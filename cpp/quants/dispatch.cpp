@@ -55,6 +55,7 @@ static KernelTable scalar_table() {
     t.dot_tile[uint32_t(G::Q4_K)] = ref::dot_tile_q4_K;
     t.dot_tile[uint32_t(G::Q5_K)] = ref::dot_tile_q5_K;
     t.dot_tile[uint32_t(G::Q6_K)] = ref::dot_tile_q6_K;
+    t.attend_batch = ref::attend_batch;
     t.quantize_act[size_t(ActFormat::A8)] = ref::quantize_row_a8;
     t.quantize_act[size_t(ActFormat::Q8K)] = ref::quantize_row_q8k_act;
     return t;
@@ -82,6 +83,12 @@ static KernelTable avx2_table() {
     t.dot_tile[uint32_t(G::Q4_K)] = avx2::dot_tile_q4_K;
     t.dot_tile[uint32_t(G::Q5_K)] = avx2::dot_tile_q5_K;
     t.dot_tile[uint32_t(G::Q6_K)] = avx2::dot_tile_q6_K;
+    t.packed_tile[uint32_t(G::Q4_0)] = avx2::packed_tile_q4_0;
+    t.packed_tile[uint32_t(G::Q4_1)] = avx2::packed_tile_q4_1;
+    t.packed_tile[uint32_t(G::Q5_0)] = avx2::packed_tile_q5_0;
+    t.packed_tile[uint32_t(G::Q5_1)] = avx2::packed_tile_q5_1;
+    t.packed_tile[uint32_t(G::Q8_0)] = avx2::packed_tile_q8_0;
+    t.attend_batch = avx2::attend_batch;
     t.quantize_act[size_t(ActFormat::A8)] = avx2::quantize_row_a8;
     t.quantize_act[size_t(ActFormat::Q8K)] = avx2::quantize_row_q8k_act;
 #endif

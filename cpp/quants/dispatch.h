@@ -9,7 +9,9 @@
 #include <cstdint>
 #include <string>
 
+#include "ops/attention.h"
 #include "ops/vec.h"
+#include "quants/packed.h"
 #include "quants/qdot.h"
 #include "quants/types.h"
 
@@ -32,6 +34,10 @@ struct KernelTable {
     // is dequantized to float instead), and per activation format its quantizer.
     DotTileFn dot_tile[kMaxTypeId] = {};
     QuantizeActFn quantize_act[3] = {};  // indexed by ActFormat
+    // Tiles over weights repacked at load (quants/packed.h); nullptr: this ISA reads the file's
+    // layout. The scalar table has none: packing only pays with SIMD.
+    PackedTileFn packed_tile[kMaxTypeId] = {};
+    AttendBatchFn attend_batch = nullptr;  // ops/attention.h
 };
 
 bool isa_supported(Isa isa);

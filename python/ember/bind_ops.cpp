@@ -19,6 +19,7 @@
 #include "ops/matmul.h"
 #include "ops/norm.h"
 #include "ops/rope.h"
+#include "quants/packed.h"
 #include "quants/dispatch.h"
 #include "quants/fp16.h"
 #include "threadpool.h"
@@ -36,21 +37,38 @@ void need(bool ok, const char* what) {
     if (!ok) fail<ArgumentError>(what);
 }
 
+// layout: "file" (the ggml rows as stored), "packed" (repacked for the ISA's packed tiles) or
+// "packed_ref" (repacked, through the scalar reference tiles).
 py::array_t<float> matmul_hook(py::array_t<uint8_t, py::array::c_style> w, const std::string& type_name, int64_t cols, F32 x,
-                               const std::optional<std::string>& isa, int n_threads) {
+                               const std::optional<std::string>& isa, int n_threads, const std::string& layout) {
     const TypeTraits* tr = type_by_name(type_name);
     need(tr && can_dequantize(tr->type), "unknown or unsupported type");
     need(w.ndim() == 2 && x.ndim() == 2 && x.shape(1) == cols && cols % tr->block_size == 0, "bad shapes");
     need(uint64_t(w.shape(1)) == row_size(tr->type, cols), "weight rows have the wrong byte length");
+    need(layout == "file" || layout == "packed" || layout == "packed_ref", "layout must be file, packed or packed_ref");
     TensorView v;
     v.type = tr->type;
     v.ne0 = cols;
     v.n_rows = w.shape(0);
     v.row_bytes = row_size(tr->type, cols);
     v.data = w.data();
+    KernelTable k = table(isa);
+    std::vector<uint8_t> packed;
+    if (layout != "file") {
+        need(packed_size(v.type, v.n_rows, cols) > 0, "this type has no packed layout");
+        packed.resize(size_t(packed_size(v.type, v.n_rows, cols)));
+        pack_rows(v.type, v.data, v.row_bytes, v.n_rows, cols, packed.data());
+        v.packed = packed.data();
+        if (layout == "packed_ref") {
+            static const PackedTileFn refs[] = {ref::packed_tile_q4_0, ref::packed_tile_q4_1, ref::packed_tile_q5_0,
+                                                ref::packed_tile_q5_1, ref::packed_tile_q8_0};
+            static const GGMLType types[] = {GGMLType::Q4_0, GGMLType::Q4_1, GGMLType::Q5_0, GGMLType::Q5_1, GGMLType::Q8_0};
+            for (size_t i = 0; i < 5; ++i) k.packed_tile[uint32_t(types[i])] = refs[i];
+        }
+        need(k.packed_tile[uint32_t(v.type)] != nullptr, "this instruction set has no packed kernel for the type");
+    }
     const int64_t T = x.shape(0);
     py::array_t<float> y({py::ssize_t(T), py::ssize_t(v.n_rows)});
-    const KernelTable& k = table(isa);
     float* out = y.mutable_data();
     const float* in = x.data();
     {
@@ -59,6 +77,17 @@ py::array_t<float> matmul_hook(py::array_t<uint8_t, py::array::c_style> w, const
         MatmulScratch scratch(n_threads, cols, T);
         matmul(v, in, cols, T, out, v.n_rows, pool, scratch, k);
     }
+    return y;
+}
+
+py::array_t<float> unpack_row_hook(py::array_t<uint8_t, py::array::c_style> w, const std::string& type_name, int64_t cols,
+                                   int64_t row) {
+    const TypeTraits* tr = type_by_name(type_name);
+    need(tr && packed_size(tr->type, 1, cols) > 0 && w.ndim() == 2 && 0 <= row && row < w.shape(0), "bad arguments");
+    std::vector<uint8_t> packed(size_t(packed_size(tr->type, w.shape(0), cols)));
+    pack_rows(tr->type, w.data(), uint64_t(w.shape(1)), w.shape(0), cols, packed.data());
+    py::array_t<float> y(cols);
+    unpack_row(tr->type, packed.data(), cols, row, y.mutable_data());
     return y;
 }
 
@@ -104,40 +133,73 @@ py::array_t<float> rope_hook(F32 x, int32_t pos, int32_t n_dims, const std::stri
     return y;
 }
 
-// Keys and values (n rows of head_dim) are scattered over blocks in a shuffled order, so the
-// test exercises the block table rather than contiguous rows.
+// Keys and values (n rows of head_dim) scattered over blocks in a shuffled order, so the tests
+// exercise the block table rather than contiguous rows.
+struct PagedCopy {
+    std::vector<int32_t> order;
+    std::vector<uint8_t> k, v;
+    PagedRows kr, vr;
+    PagedCopy(const F32& kin, const F32& vin, int32_t block_size, bool f16, uint32_t seed) {
+        const int32_t n = int32_t(kin.shape(0)), d = int32_t(kin.shape(1));
+        const int32_t n_blocks = (n + block_size - 1) / block_size;
+        order.resize(static_cast<size_t>(n_blocks));
+        std::iota(order.begin(), order.end(), 0);
+        std::shuffle(order.begin(), order.end(), std::mt19937(seed));
+        const uint64_t elem = f16 ? 2 : 4, row = uint64_t(d) * elem, block = row * uint64_t(block_size);
+        k.resize(block * uint64_t(n_blocks));
+        v.resize(k.size());
+        for (int32_t j = 0; j < n; ++j) {
+            const uint64_t at = uint64_t(order[size_t(j / block_size)]) * block + uint64_t(j % block_size) * row;
+            for (int32_t i = 0; i < d; ++i) {
+                const float kv = kin.data()[int64_t(j) * d + i], vv = vin.data()[int64_t(j) * d + i];
+                if (f16) {
+                    const uint16_t hk = fp32_to_fp16(kv), hv = fp32_to_fp16(vv);
+                    std::memcpy(k.data() + at + 2 * i, &hk, 2);
+                    std::memcpy(v.data() + at + 2 * i, &hv, 2);
+                } else {
+                    std::memcpy(k.data() + at + 4 * i, &kv, 4);
+                    std::memcpy(v.data() + at + 4 * i, &vv, 4);
+                }
+            }
+        }
+        kr = PagedRows{k.data(), block, row, block_size, order.data(), f16};
+        vr = PagedRows{v.data(), block, row, block_size, order.data(), f16};
+    }
+};
+
 py::array_t<float> attention_hook(F32 q, F32 k, F32 v, int32_t j0, int32_t j1, float scale, int32_t block_size, bool f16,
                                   uint32_t shuffle_seed, const std::optional<std::string>& isa) {
     need(q.ndim() == 1 && k.ndim() == 2 && v.ndim() == 2 && k.shape(1) == q.shape(0) && v.shape(1) == q.shape(0) &&
              k.shape(0) == v.shape(0), "shapes: q (d,), k and v (n, d)");
     const int32_t n = int32_t(k.shape(0)), d = int32_t(q.shape(0));
     need(0 <= j0 && j0 <= j1 && j1 < n && block_size > 0, "bad range");
-    const int32_t n_blocks = (n + block_size - 1) / block_size;
-    std::vector<int32_t> order(static_cast<size_t>(n_blocks));
-    std::iota(order.begin(), order.end(), 0);
-    std::shuffle(order.begin(), order.end(), std::mt19937(shuffle_seed));
-    const uint64_t elem = f16 ? 2 : 4, row = uint64_t(d) * elem, block = row * uint64_t(block_size);
-    std::vector<uint8_t> kb(block * uint64_t(n_blocks)), vb(kb.size());
-    for (int32_t j = 0; j < n; ++j) {
-        uint8_t* kd = kb.data() + uint64_t(order[size_t(j / block_size)]) * block + uint64_t(j % block_size) * row;
-        uint8_t* vd = vb.data() + (kd - kb.data());
-        for (int32_t i = 0; i < d; ++i) {
-            const float kv = k.data()[int64_t(j) * d + i], vv = v.data()[int64_t(j) * d + i];
-            if (f16) {
-                const uint16_t hk = fp32_to_fp16(kv), hv = fp32_to_fp16(vv);
-                std::memcpy(kd + 2 * i, &hk, 2);
-                std::memcpy(vd + 2 * i, &hv, 2);
-            } else {
-                std::memcpy(kd + 4 * i, &kv, 4);
-                std::memcpy(vd + 4 * i, &vv, 4);
-            }
-        }
-    }
-    PagedRows kr{kb.data(), block, row, block_size, order.data(), f16};
-    PagedRows vr{vb.data(), block, row, block_size, order.data(), f16};
+    const PagedCopy kv(k, v, block_size, f16, shuffle_seed);
     std::vector<float> scores(static_cast<size_t>(n));
     py::array_t<float> out(d);
-    attend(q.data(), d, kr, vr, j0, j1, scale, scores.data(), out.mutable_data(), table(isa));
+    attend(q.data(), d, kv.kr, kv.vr, j0, j1, scale, scores.data(), out.mutable_data(), table(isa));
+    return out;
+}
+
+// Many queries over one KV head through the batched kernel: query i sees [first[i], last[i]].
+py::array_t<float> attention_batch_hook(F32 q, F32 k, F32 v, const std::vector<int32_t>& first, const std::vector<int32_t>& last,
+                                        float scale, int32_t block_size, bool f16, uint32_t shuffle_seed,
+                                        const std::optional<std::string>& isa) {
+    need(q.ndim() == 2 && k.ndim() == 2 && v.ndim() == 2 && k.shape(1) == q.shape(1) && v.shape(1) == q.shape(1) &&
+             k.shape(0) == v.shape(0), "shapes: q (m, d), k and v (n, d)");
+    const int32_t m = int32_t(q.shape(0)), n = int32_t(k.shape(0)), d = int32_t(q.shape(1));
+    need(first.size() == size_t(m) && last.size() == size_t(m) && block_size > 0, "one range per query");
+    for (int32_t i = 0; i < m; ++i) need(0 <= first[i] && first[i] <= last[i] && last[i] < n, "bad range");
+    const PagedCopy kv(k, v, block_size, f16, shuffle_seed);
+    py::array_t<float> out({py::ssize_t(m), py::ssize_t(d)});
+    std::vector<const float*> qp(static_cast<size_t>(m));
+    std::vector<float*> op(static_cast<size_t>(m));
+    for (int32_t i = 0; i < m; ++i) {
+        qp[size_t(i)] = q.data() + int64_t(i) * d;
+        op[size_t(i)] = out.mutable_data() + int64_t(i) * d;
+    }
+    std::vector<float> scratch(attend_batch_scratch(m, d, n));
+    const KernelTable& kt = table(isa);
+    kt.attend_batch(AttnQueries{qp.data(), op.data(), first.data(), last.data(), m}, d, kv.kr, kv.vr, scale, scratch.data(), kt);
     return out;
 }
 
@@ -179,13 +241,17 @@ void bind_ops(py::module_& m) {
         return out;
     }, py::arg("y"), py::arg("x"), py::arg("a"), py::arg("x_f16") = false, py::arg("isa") = py::none());
     m.def("_ops_matmul", &matmul_hook, py::arg("w"), py::arg("type"), py::arg("cols"), py::arg("x"), py::arg("isa") = py::none(),
-          py::arg("n_threads") = 1);
+          py::arg("n_threads") = 1, py::arg("layout") = "file");
+    m.def("_ops_unpack_row", &unpack_row_hook, py::arg("w"), py::arg("type"), py::arg("cols"), py::arg("row"));
     m.def("_ops_rms_norm", &rms_norm_hook, py::arg("x"), py::arg("w") = py::none(), py::arg("eps") = 1e-5f);
     m.def("_ops_softmax", &softmax_hook, py::arg("x"));
     m.def("_ops_rope", &rope_hook, py::arg("x"), py::arg("pos"), py::arg("n_dims"), py::arg("style") = "normal",
           py::arg("freq_base") = 10000.0f, py::arg("freq_scale") = 1.0f, py::arg("scaling") = "none", py::arg("ext_factor") = 0.0f,
           py::arg("attn_factor") = 1.0f, py::arg("beta_fast") = 32.0f, py::arg("beta_slow") = 1.0f, py::arg("n_ctx_orig") = 0,
           py::arg("freq_factors") = py::none());
+    m.def("_ops_attention_batch", &attention_batch_hook, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("first"),
+          py::arg("last"), py::arg("scale"), py::arg("block_size") = 16, py::arg("f16") = true, py::arg("shuffle_seed") = 0,
+          py::arg("isa") = py::none());
     m.def("_ops_attention", &attention_hook, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("j0"), py::arg("j1"),
           py::arg("scale"), py::arg("block_size") = 16, py::arg("f16") = true, py::arg("shuffle_seed") = 0,
           py::arg("isa") = py::none());

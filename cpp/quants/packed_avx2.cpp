@@ -1,0 +1,201 @@
+// packed_avx2.cpp — AVX2 tiles over packed weights (see packed.h): 8 rows x up to 4 tokens.
+// Compiled with -mavx2 -mfma -mf16c and called only when CPUID says so.
+//
+// Each 32-byte load holds 4 consecutive values (two sets of 4 with nibbles) of the group's 8
+// rows; 4 activation bytes broadcast to every lane make maddubs + madd leave row r's partial
+// sum in lane r. Per block: the 8 rows' fp16 scales become one float vector, one multiply by
+// the token's scale and one fused multiply-add per token; minimums and offsets go through the
+// activation block sums, one more fused multiply-add. The lanes are the outputs.
+#include <immintrin.h>
+
+#include <array>
+#include <cstring>
+#include <type_traits>
+#include <utility>
+
+#include "quants/packed.h"
+#include "quants/qdot.h"
+
+namespace ember::avx2 {
+
+namespace {
+
+inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+inline __m256 load_f16x8(const uint8_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+inline __m256i bcast32(const uint8_t* p) {
+    int32_t v;
+    std::memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+}
+
+// 0x10 in byte j of lane r where bit (base + j) of row r's 32-bit word is set, j = 0..3:
+// replicate the word's byte base/8 over the lane, then test one bit per byte.
+inline __m256i fifth_bits(__m256i qh, int base) {
+    const int byte = base / 8, shift = base % 8;
+    const __m256i pick = _mm256_setr_epi8(
+        char(byte), char(byte), char(byte), char(byte), char(4 + byte), char(4 + byte), char(4 + byte), char(4 + byte),
+        char(8 + byte), char(8 + byte), char(8 + byte), char(8 + byte), char(12 + byte), char(12 + byte), char(12 + byte),
+        char(12 + byte), char(byte), char(byte), char(byte), char(byte), char(4 + byte), char(4 + byte), char(4 + byte),
+        char(4 + byte), char(8 + byte), char(8 + byte), char(8 + byte), char(8 + byte), char(12 + byte), char(12 + byte),
+        char(12 + byte), char(12 + byte));
+    const __m256i bit = _mm256_set1_epi32(int32_t(0x08040201u << shift));
+    const __m256i rep = _mm256_shuffle_epi8(qh, pick);
+    return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(rep, bit), bit), _mm256_set1_epi8(0x10));
+}
+
+// The per-type part: the 8 rows' scales and minimums of a block, and each token's integer sums.
+struct P4_0 {
+    static constexpr int kBytes = 144, kQs = 16;
+    static constexpr bool kMin = true;
+    static __m256 mins(const uint8_t*, __m256 d) { return _mm256_mul_ps(d, _mm256_set1_ps(-8.0f)); }
+};
+struct P4_1 {
+    static constexpr int kBytes = 160, kQs = 32;
+    static constexpr bool kMin = true;
+    static __m256 mins(const uint8_t* p, __m256) { return load_f16x8(p + 16); }
+};
+struct P5_0 {
+    static constexpr int kBytes = 176, kQs = 48, kQh = 16;
+    static constexpr bool kMin = true;
+    static __m256 mins(const uint8_t*, __m256 d) { return _mm256_mul_ps(d, _mm256_set1_ps(-16.0f)); }
+};
+struct P5_1 {
+    static constexpr int kBytes = 192, kQs = 64, kQh = 32;
+    static constexpr bool kMin = true;
+    static __m256 mins(const uint8_t* p, __m256) { return load_f16x8(p + 16); }
+};
+struct P8_0 {
+    static constexpr int kBytes = 272, kQs = 16;
+    static constexpr bool kMin = false;
+    static __m256 mins(const uint8_t*, __m256) { return _mm256_setzero_ps(); }
+};
+
+// Integer sums of one packed block for C tokens (a[t]: the token's 32 int8 values).
+template <class P, int C>
+__attribute__((always_inline)) inline void block_sums(const uint8_t* p, const uint8_t* const* a, __m256i* isum) {
+    const __m256i low4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+    if constexpr (std::is_same<P, P8_0>::value) {
+        // eight-bit values (sign trick: |w| x sign(a, w)); a product pair may reach 2 x 128 x 127,
+        // so each maddubs widens to int32 at once. Half a block's weights at a time stay in registers.
+        for (int t = 0; t < C; ++t) isum[t] = _mm256_setzero_si256();
+        for (int h = 0; h < 2; ++h) {
+            __m256i v[4], av[4];
+            for (int c = 0; c < 4; ++c) {
+                v[c] = load256(p + P::kQs + 32 * (4 * h + c));
+                av[c] = _mm256_sign_epi8(v[c], v[c]);
+            }
+            for (int t = 0; t < C; ++t)
+                for (int c = 0; c < 4; ++c) {
+                    const __m256i sx = _mm256_sign_epi8(bcast32(a[t] + 4 * (4 * h + c)), v[c]);
+                    isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(_mm256_maddubs_epi16(av[c], sx), ones));
+                }
+        }
+    } else if constexpr (std::is_same<P, P4_0>::value || std::is_same<P, P4_1>::value) {
+        // four-bit values: unpack the block's 8 x 32 bytes once, then each token in turn (eight
+        // products of at most 15 x 127 per lane fit in int16)
+        __m256i w[8];
+        for (int c = 0; c < 4; ++c) {
+            const __m256i v = load256(p + P::kQs + 32 * c);
+            w[2 * c] = _mm256_and_si256(v, low4);
+            w[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+        }
+        for (int t = 0; t < C; ++t) {
+            __m256i s16 = _mm256_maddubs_epi16(w[0], bcast32(a[t]));
+            s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(w[1], bcast32(a[t] + 16)));
+            for (int c = 1; c < 4; ++c) {
+                s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(w[2 * c], bcast32(a[t] + 4 * c)));
+                s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(w[2 * c + 1], bcast32(a[t] + 16 + 4 * c)));
+            }
+            isum[t] = _mm256_madd_epi16(s16, ones);
+        }
+    } else {  // five-bit values: four products of at most 31 x 127 per lane fit in int16
+        const __m256i qh = load256(p + P::kQh);
+        __m256i w[8];
+        for (int c = 0; c < 4; ++c) {
+            const __m256i v = load256(p + P::kQs + 32 * c);
+            w[2 * c] = _mm256_or_si256(_mm256_and_si256(v, low4), fifth_bits(qh, 4 * c));
+            w[2 * c + 1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), low4), fifth_bits(qh, 16 + 4 * c));
+        }
+        for (int t = 0; t < C; ++t) {
+            __m256i s0 = _mm256_maddubs_epi16(w[0], bcast32(a[t]));
+            s0 = _mm256_add_epi16(s0, _mm256_maddubs_epi16(w[1], bcast32(a[t] + 16)));
+            s0 = _mm256_add_epi16(s0, _mm256_maddubs_epi16(w[2], bcast32(a[t] + 4)));
+            s0 = _mm256_add_epi16(s0, _mm256_maddubs_epi16(w[3], bcast32(a[t] + 20)));
+            __m256i s1 = _mm256_maddubs_epi16(w[4], bcast32(a[t] + 8));
+            s1 = _mm256_add_epi16(s1, _mm256_maddubs_epi16(w[5], bcast32(a[t] + 24)));
+            s1 = _mm256_add_epi16(s1, _mm256_maddubs_epi16(w[6], bcast32(a[t] + 12)));
+            s1 = _mm256_add_epi16(s1, _mm256_maddubs_epi16(w[7], bcast32(a[t] + 28)));
+            isum[t] = _mm256_add_epi32(_mm256_madd_epi16(s0, ones), _mm256_madd_epi16(s1, ones));
+        }
+    }
+}
+
+template <class P>
+struct Tile {
+    template <int C>
+    static void run(int64_t b0, int64_t nb, const uint8_t* group, const uint8_t* a, uint64_t as, float* out, int64_t ldo,
+                    bool accumulate) {
+        // One accumulator per token: the block's scaled sum, then its minimum term (a fixed
+        // order, so any number of tokens gives the same bits).
+        __m256 acc[C];
+        for (int t = 0; t < C; ++t) acc[t] = accumulate ? _mm256_loadu_ps(out + t * ldo) : _mm256_setzero_ps();
+        for (int64_t b = b0; b < b0 + nb; ++b) {
+            const uint8_t* p = group + b * P::kBytes;
+            const uint8_t* ab[C];
+            for (int t = 0; t < C; ++t) ab[t] = a + t * as + b * sizeof(block_a8);
+            const uint8_t* qs[C];
+            for (int t = 0; t < C; ++t) qs[t] = ab[t] + 8;
+            __m256i isum[C];
+            block_sums<P, C>(p, qs, isum);
+            const __m256 d = load_f16x8(p);
+            const __m256 m = P::mins(p, d);
+            for (int t = 0; t < C; ++t) {
+                float da, sa;
+                std::memcpy(&da, ab[t], 4);
+                std::memcpy(&sa, ab[t] + 4, 4);
+                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_mul_ps(d, _mm256_set1_ps(da)), acc[t]);
+                if constexpr (P::kMin) acc[t] = _mm256_fmadd_ps(m, _mm256_set1_ps(sa), acc[t]);
+            }
+        }
+        for (int t = 0; t < C; ++t) _mm256_storeu_ps(out + t * ldo, acc[t]);
+    }
+};
+
+using RawTile = void (*)(int64_t, int64_t, const uint8_t*, const uint8_t*, uint64_t, float*, int64_t, bool);
+
+template <class K, int... I>
+constexpr std::array<RawTile, sizeof...(I)> tile_table(std::integer_sequence<int, I...>) {
+    return {{&K::template run<I + 1>...}};
+}
+
+template <class P>
+void dispatch(int64_t b0, int64_t nb, const uint8_t* group, const uint8_t* a, uint64_t as, int nt, float* out, int64_t ldo,
+              bool accumulate) {
+    static constexpr auto table = tile_table<Tile<P>>(std::make_integer_sequence<int, kPackCols>{});
+    table[size_t(nt - 1)](b0, nb, group, a, as, out, ldo, accumulate);
+}
+
+}  // namespace
+
+void packed_tile_q4_0(int64_t b0, int64_t nb, const uint8_t* g, const uint8_t* a, uint64_t as, int nt, float* out,
+                      int64_t ldo, bool accumulate) {
+    dispatch<P4_0>(b0, nb, g, a, as, nt, out, ldo, accumulate);
+}
+void packed_tile_q4_1(int64_t b0, int64_t nb, const uint8_t* g, const uint8_t* a, uint64_t as, int nt, float* out,
+                      int64_t ldo, bool accumulate) {
+    dispatch<P4_1>(b0, nb, g, a, as, nt, out, ldo, accumulate);
+}
+void packed_tile_q5_0(int64_t b0, int64_t nb, const uint8_t* g, const uint8_t* a, uint64_t as, int nt, float* out,
+                      int64_t ldo, bool accumulate) {
+    dispatch<P5_0>(b0, nb, g, a, as, nt, out, ldo, accumulate);
+}
+void packed_tile_q5_1(int64_t b0, int64_t nb, const uint8_t* g, const uint8_t* a, uint64_t as, int nt, float* out,
+                      int64_t ldo, bool accumulate) {
+    dispatch<P5_1>(b0, nb, g, a, as, nt, out, ldo, accumulate);
+}
+void packed_tile_q8_0(int64_t b0, int64_t nb, const uint8_t* g, const uint8_t* a, uint64_t as, int nt, float* out,
+                      int64_t ldo, bool accumulate) {
+    dispatch<P8_0>(b0, nb, g, a, as, nt, out, ldo, accumulate);
+}
+
+}  // namespace ember::avx2
