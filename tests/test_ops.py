@@ -243,6 +243,22 @@ def test_rms_norm(n):
     report(_core._ops_rms_norm(x, None, 1e-6), want_nw, 4 * U * np.abs(want_nw) + 1e-30, "rms_norm without weight")
 
 
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("n", [1, 7, 8, 100, 1537])
+def test_gated_activations(isa, n):
+    """act(gate) * up for SiLU and GELU (tanh form, as PyTorch's approximate="tanh"), over the
+    range activations take, extremes included."""
+    rng = np.random.default_rng(n)
+    g = (rng.standard_normal(n) * 4).astype(np.float32)
+    g[:min(n, 4)] = [-90.0, 90.0, 0.0, -1e-3][:min(n, 4)]
+    u = rng.standard_normal(n).astype(np.float32)
+    g64, u64 = g.astype(np.float64), u.astype(np.float64)
+    silu = g64 / (1 + np.exp(-g64)) * u64
+    gelu = 0.5 * g64 * (1 + np.tanh(np.sqrt(2 / np.pi) * (g64 + 0.044715 * g64 ** 3))) * u64
+    report(_core._ops_gated(g, u, "silu", isa), silu, 4e-7 * np.abs(g64 * u64) + 1e-30, f"silu n={n}")
+    report(_core._ops_gated(g, u, "gelu_tanh", isa), gelu, 4e-7 * np.abs(g64 * u64) + 1e-30, f"gelu n={n}")
+
+
 @pytest.mark.parametrize("n", [1, 2, 9, 1000])
 def test_softmax(n):
     x = (np.random.default_rng(n).standard_normal(n) * 10).astype(np.float32)

@@ -21,7 +21,6 @@
 #include <cmath>
 #include <cstring>
 
-#include "ops/activation.h"
 #include "ops/attention.h"
 #include "ops/norm.h"
 #include "ops/rope.h"
@@ -208,9 +207,12 @@ struct Pass {
         norm_rows(buf.x.data(), L.ffn_norm, hp.n_embd, buf.xb.data());      // [T, n_embd]
         const MatmulOut gate_up[2] = {{&L.ffn_gate, buf.gate.data(), hp.n_ff}, {&L.ffn_up, buf.up.data(), hp.n_ff}};
         matmul(gate_up, 2, buf.xb.data(), hp.n_embd, T, pool, buf.mm, k);   // [T, n_ff] twice
-        const int64_t n = int64_t(T) * hp.n_ff;
-        if (hp.traits->activation == Activation::GELUTanh) gated<gelu_tanh>(buf.gate.data(), buf.up.data(), buf.gate.data(), n);
-        else gated<silu>(buf.gate.data(), buf.up.data(), buf.gate.data(), n);
+        const GatedFn act = hp.traits->activation == Activation::GELUTanh ? k.gelu_tanh_mul : k.silu_mul;
+        if (T == 1) act(buf.gate.data(), buf.up.data(), hp.n_ff);  // too little to share
+        else
+            pool.parallel_for(int64_t(T) * hp.n_ff, [&](int64_t i0, int64_t i1, int) {
+                act(buf.gate.data() + i0, buf.up.data() + i0, i1 - i0);
+            });
         matmul(L.ffn_down, buf.gate.data(), hp.n_ff, T, buf.proj.data(), hp.n_embd, pool, buf.mm, k);  // [T, n_embd]
         if (hp.traits->sandwich_norms) norm_rows(buf.proj.data(), L.post_ffw_norm, hp.n_embd, buf.proj.data());
         residual();

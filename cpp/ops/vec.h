@@ -15,12 +15,16 @@ using DotF32Fn = float (*)(const float* a, const float* b, int64_t n);
 using DotF16Fn = float (*)(const uint16_t* a, const float* b, int64_t n);  // a in fp16
 using AxpyF32Fn = void (*)(float* y, const float* x, float a, int64_t n);   // y += a * x
 using AxpyF16Fn = void (*)(float* y, const uint16_t* x, float a, int64_t n);
+using GatedFn = void (*)(float* gate, const float* up, int64_t n);          // gate = act(gate) * up
 
 namespace ref {
 float dot_f32(const float* a, const float* b, int64_t n);
 float dot_f16(const uint16_t* a, const float* b, int64_t n);
 void axpy_f32(float* y, const float* x, float a, int64_t n);
 void axpy_f16(float* y, const uint16_t* x, float a, int64_t n);
+// The gated feed-forward's nonlinearities: SiLU, and GELU with the tanh approximation.
+void silu_mul(float* gate, const float* up, int64_t n);
+void gelu_tanh_mul(float* gate, const float* up, int64_t n);
 }  // namespace ref
 
 namespace avx2 {
@@ -28,6 +32,8 @@ float dot_f32(const float* a, const float* b, int64_t n);
 float dot_f16(const uint16_t* a, const float* b, int64_t n);
 void axpy_f32(float* y, const float* x, float a, int64_t n);
 void axpy_f16(float* y, const uint16_t* x, float a, int64_t n);
+void silu_mul(float* gate, const float* up, int64_t n);
+void gelu_tanh_mul(float* gate, const float* up, int64_t n);
 }  // namespace avx2
 
 }  // namespace ember

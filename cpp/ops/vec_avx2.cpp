@@ -3,6 +3,7 @@
 // scalar reference and is added last.
 #include <immintrin.h>
 
+#include "ops/avx2_math.h"
 #include "ops/vec.h"
 
 namespace ember::avx2 {
@@ -62,6 +63,31 @@ void axpy_f16(float* y, const uint16_t* x, float a, int64_t n) {
     const int64_t m = n & ~int64_t(7);
     axpy(y, [x](int64_t i) { return load_f16(x + i); }, a, m);
     if (m < n) ref::axpy_f16(y + m, x + m, a, n - m);
+}
+
+// silu(x) = x / (1 + exp(-x)); gelu(x) = 0.5 x (1 + tanh(u)) = x - x / (1 + exp(2u)),
+// u = sqrt(2/pi) (x + 0.044715 x^3). The tail goes through the scalar reference.
+void silu_mul(float* gate, const float* up, int64_t n) {
+    const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 x = _mm256_loadu_ps(gate + i);
+        const __m256 s = _mm256_div_ps(x, _mm256_add_ps(one, exp_ps(_mm256_sub_ps(zero, x))));
+        _mm256_storeu_ps(gate + i, _mm256_mul_ps(s, _mm256_loadu_ps(up + i)));
+    }
+    if (i < n) ref::silu_mul(gate + i, up + i, n - i);
+}
+
+void gelu_tanh_mul(float* gate, const float* up, int64_t n) {
+    const __m256 one = _mm256_set1_ps(1.0f), k = _mm256_set1_ps(2.0f * 0.7978845608028654f), c = _mm256_set1_ps(0.044715f);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 x = _mm256_loadu_ps(gate + i);
+        const __m256 u2 = _mm256_mul_ps(k, _mm256_fmadd_ps(_mm256_mul_ps(c, x), _mm256_mul_ps(x, x), x));  // 2u
+        const __m256 g = _mm256_sub_ps(x, _mm256_div_ps(x, _mm256_add_ps(one, exp_ps(u2))));
+        _mm256_storeu_ps(gate + i, _mm256_mul_ps(g, _mm256_loadu_ps(up + i)));
+    }
+    if (i < n) ref::gelu_tanh_mul(gate + i, up + i, n - i);
 }
 
 }  // namespace ember::avx2

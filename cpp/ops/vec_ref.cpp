@@ -3,6 +3,7 @@
 // independent chains that the scalar path is not latency-bound.
 #include "ops/vec.h"
 
+#include "ops/activation.h"
 #include "quants/fp16.h"
 
 namespace ember::ref {
@@ -36,5 +37,8 @@ void axpy_f32(float* y, const float* x, float a, int64_t n) {
 void axpy_f16(float* y, const uint16_t* x, float a, int64_t n) {
     for (int64_t i = 0; i < n; ++i) y[i] += a * fp16_to_fp32(x[i]);
 }
+
+void silu_mul(float* gate, const float* up, int64_t n) { gated<silu>(gate, up, gate, n); }
+void gelu_tanh_mul(float* gate, const float* up, int64_t n) { gated<gelu_tanh>(gate, up, gate, n); }
 
 }  // namespace ember::ref

@@ -47,6 +47,8 @@ static KernelTable scalar_table() {
     t.dot_f16 = ref::dot_f16;
     t.axpy_f32 = ref::axpy_f32;
     t.axpy_f16 = ref::axpy_f16;
+    t.silu_mul = ref::silu_mul;
+    t.gelu_tanh_mul = ref::gelu_tanh_mul;
     t.dot_tile[uint32_t(G::Q4_0)] = ref::dot_tile_q4_0;
     t.dot_tile[uint32_t(G::Q4_1)] = ref::dot_tile_q4_1;
     t.dot_tile[uint32_t(G::Q5_0)] = ref::dot_tile_q5_0;
@@ -75,6 +77,8 @@ static KernelTable avx2_table() {
     t.dot_f16 = avx2::dot_f16;
     t.axpy_f32 = avx2::axpy_f32;
     t.axpy_f16 = avx2::axpy_f16;
+    t.silu_mul = avx2::silu_mul;
+    t.gelu_tanh_mul = avx2::gelu_tanh_mul;
     t.dot_tile[uint32_t(G::Q4_0)] = avx2::dot_tile_q4_0;
     t.dot_tile[uint32_t(G::Q4_1)] = avx2::dot_tile_q4_1;
     t.dot_tile[uint32_t(G::Q5_0)] = avx2::dot_tile_q5_0;

@@ -30,6 +30,7 @@ struct KernelTable {
     DotF16Fn dot_f16 = nullptr;
     AxpyF32Fn axpy_f32 = nullptr;
     AxpyF16Fn axpy_f16 = nullptr;
+    GatedFn silu_mul = nullptr, gelu_tanh_mul = nullptr;
     // Integer dot products (quants/qdot.h): per weight type its tile kernel (nullptr: the type
     // is dequantized to float instead), and per activation format its quantizer.
     DotTileFn dot_tile[kMaxTypeId] = {};

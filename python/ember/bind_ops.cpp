@@ -243,6 +243,15 @@ void bind_ops(py::module_& m) {
     m.def("_ops_matmul", &matmul_hook, py::arg("w"), py::arg("type"), py::arg("cols"), py::arg("x"), py::arg("isa") = py::none(),
           py::arg("n_threads") = 1, py::arg("layout") = "file");
     m.def("_ops_unpack_row", &unpack_row_hook, py::arg("w"), py::arg("type"), py::arg("cols"), py::arg("row"));
+    m.def("_ops_gated", [](F32 gate, F32 up, const std::string& kind, const std::optional<std::string>& isa) {
+        need(gate.ndim() == 1 && up.ndim() == 1 && gate.shape(0) == up.shape(0), "gate and up must be 1-D of one length");
+        need(kind == "silu" || kind == "gelu_tanh", "kind must be silu or gelu_tanh");
+        py::array_t<float> out(gate.shape(0));
+        std::memcpy(out.mutable_data(), gate.data(), sizeof(float) * size_t(gate.shape(0)));
+        const KernelTable& k = table(isa);
+        (kind == "silu" ? k.silu_mul : k.gelu_tanh_mul)(out.mutable_data(), up.data(), gate.shape(0));
+        return out;
+    }, py::arg("gate"), py::arg("up"), py::arg("kind"), py::arg("isa") = py::none());
     m.def("_ops_rms_norm", &rms_norm_hook, py::arg("x"), py::arg("w") = py::none(), py::arg("eps") = 1e-5f);
     m.def("_ops_softmax", &softmax_hook, py::arg("x"));
     m.def("_ops_rope", &rope_hook, py::arg("x"), py::arg("pos"), py::arg("n_dims"), py::arg("style") = "normal",
