@@ -44,12 +44,15 @@ ThreadPool::~ThreadPool() {
     for (std::thread& t : threads_) t.join();
 }
 
+static constexpr uint64_t kField = (uint64_t(1) << 20) - 1;
+static uint64_t claim_word(uint32_t job, int64_t pieces) { return (uint64_t(job & 0xFFFFFF) << 40) | (uint64_t(pieces) << 20); }
+
 void ThreadPool::work_on(uint32_t job, int thread) {
     uint64_t c = claim_.load(std::memory_order_acquire);
     for (;;) {
-        if (uint32_t(c >> 32) != job) return;             // a later job: this one is over
-        const uint32_t piece = uint32_t(c);
-        if (int64_t(piece) >= job_pieces_) return;        // every piece claimed
+        if (uint32_t(c >> 40) != (job & 0xFFFFFF)) return;  // a later job: this one is over
+        const uint64_t piece = c & kField;
+        if (piece >= ((c >> 20) & kField)) return;            // every piece claimed
         if (!claim_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
         // The job stays published until all its pieces are done, this one included.
         const int64_t n = job_n_, p = job_pieces_;
@@ -73,7 +76,7 @@ void ThreadPool::run(int64_t n, int64_t n_pieces, JobFn fn, void* ctx) {
         for (int64_t p = 0; p < n_pieces; ++p) fn(ctx, n * p / n_pieces, n * (p + 1) / n_pieces, 0);
         return;
     }
-    if (n_pieces > int64_t(UINT32_MAX)) fail<ArgumentError>("ThreadPool: too many pieces (", n_pieces, ")");
+    if (n_pieces > kMaxPieces) fail<ArgumentError>("ThreadPool: too many pieces (", n_pieces, ")");
     job_fn_ = fn;
     job_ctx_ = ctx;
     job_n_ = n;
@@ -85,7 +88,7 @@ void ThreadPool::run(int64_t n, int64_t n_pieces, JobFn fn, void* ctx) {
         // Taking the mutex orders the publication against a worker that is about to sleep.
         std::lock_guard<std::mutex> lock(mutex_);
         gen = generation_.load(std::memory_order_relaxed) + 1;
-        claim_.store(uint64_t(uint32_t(gen)) << 32, std::memory_order_release);
+        claim_.store(claim_word(uint32_t(gen), n_pieces), std::memory_order_release);
         generation_.store(gen, std::memory_order_release);
     }
     wake_.notify_all();

@@ -45,8 +45,10 @@ public:
     // the thread that runs it.
     template <class F>
     void parallel_tasks(int64_t n, F&& fn) {
-        auto call = [](void* ctx, int64_t b, int64_t, int t) { (*static_cast<F*>(ctx))(b, t); };
-        run(n, n, call, &fn);
+        auto call = [](void* ctx, int64_t b, int64_t e, int t) {
+            for (int64_t i = b; i < e; ++i) (*static_cast<F*>(ctx))(i, t);
+        };
+        run(n, std::min<int64_t>(n, kMaxPieces), call, &fn);
     }
 
 private:
@@ -59,8 +61,12 @@ private:
 
     int n_threads_;
     std::vector<std::thread> threads_;
-    // The current job. claim_ holds the job number (high 32 bits) and the next unclaimed piece
-    // (low 32 bits): a claim succeeds only for the job the claimer saw published.
+    // The current job. claim_ packs the job number (24 bits), its piece count (20 bits) and the
+    // next unclaimed piece (20 bits) into one word, so a claimer checks a piece against the count
+    // of the job it read, and its compare-and-swap succeeds only if that job is still published;
+    // the job's other fields are read only after a successful claim (the job cannot end before
+    // the claimed piece is done).
+    static constexpr int64_t kMaxPieces = (int64_t(1) << 20) - 1;
     JobFn job_fn_ = nullptr;
     void* job_ctx_ = nullptr;
     int64_t job_n_ = 0, job_pieces_ = 0;

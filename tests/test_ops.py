@@ -62,6 +62,8 @@ def _weights(type_name, rows, cols, rng):
     qt = gguf.GGMLQuantizationType[type_name]
     if type_name == "F32":
         data = w.view(np.uint8).reshape(rows, cols * 4)
+    elif type_name == "F16":
+        data = w.astype(np.float16).view(np.uint8).reshape(rows, cols * 2)
     elif type_name in ("Q2_K", "Q3_K"):
         # no quantizer for these: random blocks with a sane fp16 super-block scale
         block_size, type_size = gguf.GGML_QUANT_SIZES[qt]
@@ -197,6 +199,25 @@ def test_packed_matmul(type_name, rows, cols):
                 continue
             got = _core._ops_matmul(data, type_name, cols, x, isa, 2, "packed")
             report(got, want, bound, f"packed {type_name} ({isa}) {n_tokens} tokens")
+
+
+@pytest.mark.parametrize("type_name", ["F16", "F32"])
+@pytest.mark.parametrize("rows,cols", [(8, 1), (37, 96), (19, 600), (16, 577)])  # odd lengths, partial groups, slices
+def test_packed_float_matmul(type_name, rows, cols):
+    """F16 / F32 rows interleaved per value: against float64 numpy, every batch shape, and batch
+    invariance (one token alone gives the bits it gives in a batch)."""
+    if "avx2" not in ISAS:
+        pytest.skip("no packed float kernels for this CPU")
+    rng = np.random.default_rng(rows + cols)
+    data, ref = _weights(type_name, rows, cols, rng)
+    x = rng.standard_normal((13, cols)).astype(np.float32)
+    want = x.astype(np.float64) @ ref.T
+    bound = (cols + 2) * U * (np.abs(x.astype(np.float64)) @ np.abs(ref).T) + 1e-30
+    together = _core._ops_matmul(data, type_name, cols, x, "avx2", 3, "packed")
+    report(together, want, bound, f"packed {type_name} {rows}x{cols}")
+    for t in (0, 6, 12):
+        alone = _core._ops_matmul(data, type_name, cols, x[t:t + 1], "avx2", 1, "packed")
+        np.testing.assert_array_equal(alone[0], together[t], err_msg=f"{type_name} token {t}")
 
 
 @pytest.mark.parametrize("type_name", PACKED_TYPES)
@@ -412,3 +433,15 @@ def test_batched_attention(isa, d, f16):
         for i in (0, 4, 8):
             alone = _core._ops_attention_batch(q[i:i + 1], k, v, first[i:i + 1], last[i:i + 1], d ** -0.5, block, f16, 3, isa)
             np.testing.assert_array_equal(alone[0], got[i])
+
+
+def test_threadpool_runs_every_piece_once():
+    """Jobs of changing shapes back to back: no index lost or run twice, no hang (a subprocess with
+    a timeout guards against the latter)."""
+    import subprocess
+    import sys
+
+    code = "from ember import _core; print(_core._ops_threadpool_stress(2, 20000), _core._ops_threadpool_stress(3, 5000))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["20000", "5000"]

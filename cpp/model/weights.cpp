@@ -8,6 +8,7 @@
 #include "model/arch.h"
 #include "quants/dispatch.h"
 #include "quants/packed.h"
+#include "quants/packed_float.h"
 
 namespace ember {
 
@@ -130,13 +131,15 @@ void load_weights(const GGUFFile& file, const HParams& hp, Weights& w) {
 namespace ember {
 
 static void pack_one(Weights& w, TensorView& v, const KernelTable& k) {
-    if (v.empty() || !k.packed_tile[uint32_t(v.type)]) return;
-    const uint64_t bytes = packed_size(v.type, v.n_rows, v.ne0);
+    if (v.empty()) return;
+    const bool block = k.packed_tile[uint32_t(v.type)] != nullptr, flt = k.float_tile[uint32_t(v.type)] != nullptr;
+    const uint64_t bytes = block ? packed_size(v.type, v.n_rows, v.ne0) : flt ? packed_float_size(v.type, v.n_rows, v.ne0) : 0;
     if (bytes == 0) return;
     void* mem = nullptr;
     if (posix_memalign(&mem, 64, size_t(bytes)) != 0) fail<CapacityError>("could not allocate ", bytes >> 20, " MiB to repack weights");
     w.packed_storage.emplace_back(static_cast<uint8_t*>(mem), std::free);
-    pack_rows(v.type, v.data, v.row_bytes, v.n_rows, v.ne0, static_cast<uint8_t*>(mem));
+    if (block) pack_rows(v.type, v.data, v.row_bytes, v.n_rows, v.ne0, static_cast<uint8_t*>(mem));
+    else pack_float_rows(v.type, v.data, v.row_bytes, v.n_rows, v.ne0, static_cast<uint8_t*>(mem));
     v.packed = static_cast<uint8_t*>(mem);
     w.packed_bytes += bytes;
 }

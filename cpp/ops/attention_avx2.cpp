@@ -59,9 +59,11 @@ void load_tile(const PagedRows& rows, int32_t j0, int32_t count, int32_t hd, flo
 // Scores of one query against 8 keys (rows of k, hd apart): lane j = q . k_j.
 inline __m256 scores8(const float* q, const float* k, int32_t hd) {
     __m256 a[8];
+    #pragma GCC unroll 8
     for (int j = 0; j < 8; ++j) a[j] = _mm256_setzero_ps();
     for (int32_t i = 0; i < hd; i += 8) {
         const __m256 qv = _mm256_loadu_ps(q + i);
+        #pragma GCC unroll 8
         for (int j = 0; j < 8; ++j) a[j] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + size_t(j) * size_t(hd) + i), a[j]);
     }
     const __m256 t0 = _mm256_hadd_ps(a[0], a[1]), t1 = _mm256_hadd_ps(a[2], a[3]);
@@ -74,12 +76,15 @@ inline __m256 scores8(const float* q, const float* k, int32_t hd) {
 template <int NV>
 inline void accumulate_pv(float* out, const float* vtile, int32_t hd, const float* p, int32_t count, __m256 alpha) {
     __m256 acc[NV];
+    #pragma GCC unroll 8
     for (int c = 0; c < NV; ++c) acc[c] = _mm256_mul_ps(_mm256_loadu_ps(out + 8 * c), alpha);
     for (int32_t j = 0; j < count; ++j) {
         const __m256 pj = _mm256_set1_ps(p[j]);
         const float* vr = vtile + size_t(j) * size_t(hd);
+        #pragma GCC unroll 8
         for (int c = 0; c < NV; ++c) acc[c] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vr + 8 * c), acc[c]);
     }
+    #pragma GCC unroll 8
     for (int c = 0; c < NV; ++c) _mm256_storeu_ps(out + 8 * c, acc[c]);
 }
 

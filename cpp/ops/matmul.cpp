@@ -5,6 +5,7 @@
 
 #include "common.h"
 #include "quants/packed.h"
+#include "quants/packed_float.h"
 #include "threadpool.h"
 
 namespace ember {
@@ -106,6 +107,42 @@ static void packed_rows(const MatmulOut& o, int64_t g0, int64_t g1, const uint8_
     }
 }
 
+// Row groups [g0, g1) of a float matrix repacked 8 rows per value (quants/packed_float.h): one
+// token takes 4 groups at once over the whole row; a batch, 2 groups x 6 tokens over slices of
+// the row that stay in L1, the outputs accumulating in y.
+static constexpr int64_t kFloatTokenBlock = 48, kFloatSlice = 256;
+
+static void float_packed_rows(const MatmulOut& o, int64_t g0, int64_t g1, const float* x, int64_t ldx, int64_t n_tokens,
+                              const KernelTable& k) {
+    const TensorView& w = *o.w;
+    const FloatTileFn tile = k.float_tile[uint32_t(w.type)];
+    const uint64_t gb = uint64_t(w.ne0) * kPackRows * (w.type == GGMLType::F16 ? 2 : 4);
+    const bool one = n_tokens == 1;
+    const int64_t gstep = one ? kFloatTileGroups : 2, tstep = one ? 1 : kFloatTileCols, slice = one ? w.ne0 : kFloatSlice;
+    const int64_t full = w.n_rows / kPackRows;  // groups without padding rows
+    float partial[kFloatTokenBlock * kPackRows];
+    for (int64_t t0 = 0; t0 < n_tokens; t0 += kFloatTokenBlock) {
+        const int64_t t1 = std::min(n_tokens, t0 + kFloatTokenBlock);
+        for (int64_t g = g0; g < g1;) {
+            const bool pad = g >= full;  // the last group, part padding: computed alone into `partial`
+            const int ng = pad ? 1 : int(std::min(gstep, std::min(g1, full) - g));
+            for (int64_t k0 = 0; k0 < w.ne0; k0 += slice) {
+                const int64_t nk = std::min(slice, w.ne0 - k0);
+                for (int64_t t = t0; t < t1; t += tstep) {
+                    const int nt = int(std::min(tstep, t1 - t));
+                    float* out = pad ? partial + (t - t0) * kPackRows : o.y + t * o.ldy + g * kPackRows;
+                    tile(k0, nk, w.packed + uint64_t(g) * gb, gb, ng, x + t * ldx, ldx, nt, out, pad ? kPackRows : o.ldy, k0 > 0);
+                }
+            }
+            if (pad)
+                for (int64_t t = t0; t < t1; ++t)
+                    for (int64_t i = 0; i < w.n_rows - g * kPackRows; ++i)
+                        o.y[t * o.ldy + g * kPackRows + i] = partial[(t - t0) * kPackRows + i];
+            g += ng;
+        }
+    }
+}
+
 static bool is_packed(const TensorView& w, const KernelTable& k) {
     return w.packed && k.packed_tile[uint32_t(w.type)];
 }
@@ -144,6 +181,7 @@ void matmul(const MatmulOut* outs, int n_outs, const float* x, int64_t ldx, int6
             const ActFormat f = act_format(o.w->type);
             const int64_t r0 = g0 * kPackRows, r1 = std::min(o.w->n_rows, g1 * kPackRows);
             if (is_packed(*o.w, k)) packed_rows(o, g0, g1, scratch.act(f), act_row_size(f, n), n_tokens, k);
+            else if (o.w->packed && k.float_tile[uint32_t(o.w->type)]) float_packed_rows(o, g0, g1, x, ldx, n_tokens, k);
             else if (k.dot_tile[uint32_t(o.w->type)]) integer_rows(o, r0, r1, scratch.act(f), act_row_size(f, n), n_tokens, k);
             else float_rows(o, r0, r1, x, ldx, n_tokens, scratch.thread(thread), k);
         }

@@ -12,6 +12,7 @@
 #include "ops/attention.h"
 #include "ops/vec.h"
 #include "quants/packed.h"
+#include "quants/packed_float.h"
 #include "quants/qdot.h"
 #include "quants/types.h"
 
@@ -38,6 +39,7 @@ struct KernelTable {
     // Tiles over weights repacked at load (quants/packed.h); nullptr: this ISA reads the file's
     // layout. The scalar table has none: packing only pays with SIMD.
     PackedTileFn packed_tile[kMaxTypeId] = {};
+    FloatTileFn float_tile[kMaxTypeId] = {};  // F16 / F32 weights repacked (quants/packed_float.h)
     AttendBatchFn attend_batch = nullptr;  // ops/attention.h
 };
 

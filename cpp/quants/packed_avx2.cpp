@@ -77,14 +77,19 @@ __attribute__((always_inline)) inline void block_sums(const uint8_t* p, const ui
     if constexpr (std::is_same<P, P8_0>::value) {
         // eight-bit values (sign trick: |w| x sign(a, w)); a product pair may reach 2 x 128 x 127,
         // so each maddubs widens to int32 at once. Half a block's weights at a time stay in registers.
+        #pragma GCC unroll 8
         for (int t = 0; t < C; ++t) isum[t] = _mm256_setzero_si256();
+        #pragma GCC unroll 8
         for (int h = 0; h < 2; ++h) {
             __m256i v[4], av[4];
+            #pragma GCC unroll 8
             for (int c = 0; c < 4; ++c) {
                 v[c] = load256(p + P::kQs + 32 * (4 * h + c));
                 av[c] = _mm256_sign_epi8(v[c], v[c]);
             }
+            #pragma GCC unroll 8
             for (int t = 0; t < C; ++t)
+                #pragma GCC unroll 8
                 for (int c = 0; c < 4; ++c) {
                     const __m256i sx = _mm256_sign_epi8(bcast32(a[t] + 4 * (4 * h + c)), v[c]);
                     isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(_mm256_maddubs_epi16(av[c], sx), ones));
@@ -94,11 +99,13 @@ __attribute__((always_inline)) inline void block_sums(const uint8_t* p, const ui
         // four-bit values: unpack the block's 8 x 32 bytes once, then each token in turn (eight
         // products of at most 15 x 127 per lane fit in int16)
         __m256i w[8];
+        #pragma GCC unroll 8
         for (int c = 0; c < 4; ++c) {
             const __m256i v = load256(p + P::kQs + 32 * c);
             w[2 * c] = _mm256_and_si256(v, low4);
             w[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
         }
+        #pragma GCC unroll 8
         for (int t = 0; t < C; ++t) {
             __m256i s16 = _mm256_maddubs_epi16(w[0], bcast32(a[t]));
             s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(w[1], bcast32(a[t] + 16)));
@@ -111,11 +118,13 @@ __attribute__((always_inline)) inline void block_sums(const uint8_t* p, const ui
     } else {  // five-bit values: four products of at most 31 x 127 per lane fit in int16
         const __m256i qh = load256(p + P::kQh);
         __m256i w[8];
+        #pragma GCC unroll 8
         for (int c = 0; c < 4; ++c) {
             const __m256i v = load256(p + P::kQs + 32 * c);
             w[2 * c] = _mm256_or_si256(_mm256_and_si256(v, low4), fifth_bits(qh, 4 * c));
             w[2 * c + 1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), low4), fifth_bits(qh, 16 + 4 * c));
         }
+        #pragma GCC unroll 8
         for (int t = 0; t < C; ++t) {
             __m256i s0 = _mm256_maddubs_epi16(w[0], bcast32(a[t]));
             s0 = _mm256_add_epi16(s0, _mm256_maddubs_epi16(w[1], bcast32(a[t] + 16)));
@@ -138,17 +147,21 @@ struct Tile {
         // One accumulator per token: the block's scaled sum, then its minimum term (a fixed
         // order, so any number of tokens gives the same bits).
         __m256 acc[C];
+        #pragma GCC unroll 8
         for (int t = 0; t < C; ++t) acc[t] = accumulate ? _mm256_loadu_ps(out + t * ldo) : _mm256_setzero_ps();
         for (int64_t b = b0; b < b0 + nb; ++b) {
             const uint8_t* p = group + b * P::kBytes;
             const uint8_t* ab[C];
+            #pragma GCC unroll 8
             for (int t = 0; t < C; ++t) ab[t] = a + t * as + b * sizeof(block_a8);
             const uint8_t* qs[C];
+            #pragma GCC unroll 8
             for (int t = 0; t < C; ++t) qs[t] = ab[t] + 8;
             __m256i isum[C];
             block_sums<P, C>(p, qs, isum);
             const __m256 d = load_f16x8(p);
             const __m256 m = P::mins(p, d);
+            #pragma GCC unroll 8
             for (int t = 0; t < C; ++t) {
                 float da, sa;
                 std::memcpy(&da, ab[t], 4);
@@ -157,6 +170,7 @@ struct Tile {
                 if constexpr (P::kMin) acc[t] = _mm256_fmadd_ps(m, _mm256_set1_ps(sa), acc[t]);
             }
         }
+        #pragma GCC unroll 8
         for (int t = 0; t < C; ++t) _mm256_storeu_ps(out + t * ldo, acc[t]);
     }
 };

@@ -128,23 +128,28 @@ struct Tile32 {
     static void run(int64_t n, const uint8_t* w, uint64_t ws, const uint8_t* a, uint64_t as, float* out, int64_t ldo) {
         __m256 acc[R][C];
         float mins[R][C];
+        #pragma GCC unroll 8
         for (int r = 0; r < R; ++r)
+            #pragma GCC unroll 8
             for (int c = 0; c < C; ++c) acc[r][c] = _mm256_setzero_ps(), mins[r][c] = 0.0f;
         const __m256i ones = _mm256_set1_epi16(1);
         for (int64_t i = 0; i < n / 32; ++i) {
             __m256i qa[C];
             float da[C], sa[C];
+            #pragma GCC unroll 8
             for (int c = 0; c < C; ++c) {
                 const uint8_t* p = a + c * as + i * sizeof(block_a8);
                 std::memcpy(&da[c], p, 4);
                 std::memcpy(&sa[c], p + 4, 4);
                 qa[c] = load256(p + 8);
             }
+            #pragma GCC unroll 8
             for (int r = 0; r < R; ++r) {
                 __m256i qw;
                 float dw, mw;
                 W::load(w + r * ws + i * W::kBytes, &qw, &dw, &mw);
                 const __m256i uw = W::kSigned ? _mm256_sign_epi8(qw, qw) : qw;
+                #pragma GCC unroll 8
                 for (int c = 0; c < C; ++c) {
                     const __m256i xa = W::kSigned ? _mm256_sign_epi8(qa[c], qw) : qa[c];
                     const __m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(uw, xa), ones));
@@ -153,7 +158,9 @@ struct Tile32 {
                 }
             }
         }
+        #pragma GCC unroll 8
         for (int r = 0; r < R; ++r)
+            #pragma GCC unroll 8
             for (int c = 0; c < C; ++c) out[c * ldo + r] = hsum(acc[r][c]) + mins[r][c];
     }
 };
@@ -166,25 +173,33 @@ struct TileQ45K {
     static void run(int64_t n, const uint8_t* w, uint64_t ws, const uint8_t* a, uint64_t as, float* out, int64_t ldo) {
         __m256 acc[R][C];
         float mins[R][C];
+        #pragma GCC unroll 8
         for (int r = 0; r < R; ++r)
+            #pragma GCC unroll 8
             for (int c = 0; c < C; ++c) acc[r][c] = _mm256_setzero_ps(), mins[r][c] = 0.0f;
         const __m256i low4 = _mm256_set1_epi8(0x0F);
         for (int64_t i = 0; i < n / QK_K; ++i) {
             const block_q8_K* x[C];
+            #pragma GCC unroll 8
             for (int c = 0; c < C; ++c) x[c] = reinterpret_cast<const block_q8_K*>(a + c * as) + i;
+            #pragma GCC unroll 8
             for (int r = 0; r < R; ++r) {
                 const B* b = reinterpret_cast<const B*>(w + r * ws) + i;
                 uint8_t sc[8], mn[8];
+                #pragma GCC unroll 8
                 for (int j = 0; j < 8; ++j) ref::unpack_scale_min_k4(j, b->scales, &sc[j], &mn[j]);
                 __m256i isum[C];
                 int msum[C];
+                #pragma GCC unroll 8
                 for (int c = 0; c < C; ++c) {
                     isum[c] = _mm256_setzero_si256();
                     msum[c] = 0;
+                    #pragma GCC unroll 8
                     for (int j = 0; j < 8; ++j) msum[c] += int(mn[j]) * (x[c]->bsums[2 * j] + x[c]->bsums[2 * j + 1]);
                 }
                 __m256i qh = _mm256_setzero_si256();
                 if constexpr (Five) qh = load256(b->qh);
+                #pragma GCC unroll 8
                 for (int j = 0; j < 4; ++j) {  // 64 values: sub-blocks 2j (low nibbles) and 2j+1
                     const __m256i raw = load256(b->qs + 32 * j);
                     __m256i lo = _mm256_and_si256(raw, low4), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4);
@@ -193,6 +208,7 @@ struct TileQ45K {
                         hi = _mm256_or_si256(hi, _mm256_slli_epi16(byte_bits(qh, 2 * j + 1, 1), 4));
                     }
                     const __m256i s_lo = _mm256_set1_epi16(sc[2 * j]), s_hi = _mm256_set1_epi16(sc[2 * j + 1]);
+                    #pragma GCC unroll 8
                     for (int c = 0; c < C; ++c) {
                         const __m256i p_lo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, load256(x[c]->qs + 64 * j)), s_lo);
                         const __m256i p_hi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, load256(x[c]->qs + 64 * j + 32)), s_hi);
@@ -200,13 +216,16 @@ struct TileQ45K {
                     }
                 }
                 const float d = fp16(reinterpret_cast<const uint8_t*>(&b->d)), dmin = fp16(reinterpret_cast<const uint8_t*>(&b->dmin));
+                #pragma GCC unroll 8
                 for (int c = 0; c < C; ++c) {
                     acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[c]), _mm256_set1_ps(d * x[c]->d), acc[r][c]);
                     mins[r][c] += (dmin * x[c]->d) * float(msum[c]);
                 }
             }
         }
+        #pragma GCC unroll 8
         for (int r = 0; r < R; ++r)
+            #pragma GCC unroll 8
             for (int c = 0; c < C; ++c) out[c * ldo + r] = hsum(acc[r][c]) - mins[r][c];
     }
 };
@@ -216,22 +235,28 @@ struct TileQ6K {
     static void run(int64_t n, const uint8_t* w, uint64_t ws, const uint8_t* a, uint64_t as, float* out, int64_t ldo) {
         __m256 acc[R][C];
         float offs[R][C];
+        #pragma GCC unroll 8
         for (int r = 0; r < R; ++r)
+            #pragma GCC unroll 8
             for (int c = 0; c < C; ++c) acc[r][c] = _mm256_setzero_ps(), offs[r][c] = 0.0f;
         const __m256i low4 = _mm256_set1_epi8(0x0F);
         for (int64_t i = 0; i < n / QK_K; ++i) {
             const block_q8_K* x[C];
+            #pragma GCC unroll 8
             for (int c = 0; c < C; ++c) x[c] = reinterpret_cast<const block_q8_K*>(a + c * as) + i;
+            #pragma GCC unroll 8
             for (int r = 0; r < R; ++r) {
                 const block_q6_K* b = reinterpret_cast<const block_q6_K*>(w + r * ws) + i;
                 __m256i isum[C];
                 int off[C];  // 32 * sum of scale x activation sum: the values' offset of 32
+                #pragma GCC unroll 8
                 for (int c = 0; c < C; ++c) {
                     isum[c] = _mm256_setzero_si256();
                     off[c] = 0;
                     for (int s = 0; s < 16; ++s) off[c] += int(b->scales[s]) * x[c]->bsums[s];
                     off[c] *= 32;
                 }
+                #pragma GCC unroll 8
                 for (int h = 0; h < 2; ++h) {
                     const __m256i ql0 = load256(b->ql + 64 * h), ql1 = load256(b->ql + 64 * h + 32), qh = load256(b->qh + 32 * h);
                     const __m256i q[4] = {
@@ -240,15 +265,18 @@ struct TileQ6K {
                         _mm256_or_si256(byte_bits(ql0, 4, 0x0F), _mm256_slli_epi16(byte_bits(qh, 4, 3), 4)),
                         _mm256_or_si256(byte_bits(ql1, 4, 0x0F), _mm256_slli_epi16(byte_bits(qh, 6, 3), 4)),
                     };
+                    #pragma GCC unroll 8
                     for (int k = 0; k < 4; ++k) {
                         const int s = 8 * h + 2 * k;  // 32 values = sub-blocks s and s+1 of 16
                         const __m256i scale = _mm256_set_m128i(_mm_set1_epi16(b->scales[s + 1]), _mm_set1_epi16(b->scales[s]));
+                        #pragma GCC unroll 8
                         for (int c = 0; c < C; ++c)
                             isum[c] = _mm256_add_epi32(
                                 isum[c], _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], load256(x[c]->qs + 128 * h + 32 * k)), scale));
                     }
                 }
                 const float d = fp16(reinterpret_cast<const uint8_t*>(&b->d));
+                #pragma GCC unroll 8
                 for (int c = 0; c < C; ++c) {
                     const float dd = d * x[c]->d;
                     acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[c]), _mm256_set1_ps(dd), acc[r][c]);
@@ -256,7 +284,9 @@ struct TileQ6K {
                 }
             }
         }
+        #pragma GCC unroll 8
         for (int r = 0; r < R; ++r)
+            #pragma GCC unroll 8
             for (int c = 0; c < C; ++c) out[c * ldo + r] = hsum(acc[r][c]) - offs[r][c];
     }
 };
@@ -281,6 +311,7 @@ inline int quantize32(const float* x, float* d_out, int8_t* q) {
     const __m256 sign = _mm256_set1_ps(-0.0f);
     __m256 v[4];
     __m256 amax = _mm256_setzero_ps();
+    #pragma GCC unroll 8
     for (int k = 0; k < 4; ++k) {
         v[k] = _mm256_loadu_ps(x + 8 * k);
         amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, v[k]));
@@ -289,6 +320,7 @@ inline int quantize32(const float* x, float* d_out, int8_t* q) {
     const float id = d > 0.0f ? 1.0f / d : 0.0f;
     const __m256 vid = _mm256_set1_ps(id);
     __m256i i32[4];
+    #pragma GCC unroll 8
     for (int k = 0; k < 4; ++k)
         i32[k] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[k], vid), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
     // pack 4 x 8 int32 to 32 int8 in order (packs interleave the 128-bit lanes; permute them back)

@@ -6,6 +6,7 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <numeric>
 #include <optional>
@@ -20,6 +21,7 @@
 #include "ops/norm.h"
 #include "ops/rope.h"
 #include "quants/packed.h"
+#include "quants/packed_float.h"
 #include "quants/dispatch.h"
 #include "quants/fp16.h"
 #include "threadpool.h"
@@ -54,7 +56,11 @@ py::array_t<float> matmul_hook(py::array_t<uint8_t, py::array::c_style> w, const
     v.data = w.data();
     KernelTable k = table(isa);
     std::vector<uint8_t> packed;
-    if (layout != "file") {
+    if (layout == "packed" && k.float_tile[uint32_t(v.type)]) {
+        packed.resize(size_t(packed_float_size(v.type, v.n_rows, cols)));
+        pack_float_rows(v.type, v.data, v.row_bytes, v.n_rows, cols, packed.data());
+        v.packed = packed.data();
+    } else if (layout != "file") {
         need(packed_size(v.type, v.n_rows, cols) > 0, "this type has no packed layout");
         packed.resize(size_t(packed_size(v.type, v.n_rows, cols)));
         pack_rows(v.type, v.data, v.row_bytes, v.n_rows, cols, packed.data());
@@ -215,9 +221,33 @@ py::array_t<uint8_t> quantize_act_hook(F32 x, const std::string& format, const s
     return out;
 }
 
+
+// Alternating jobs of different shapes (few pieces, many tasks, single items) on one pool;
+// every index of every job must run exactly once. Returns the number of jobs run.
+int64_t threadpool_stress(int n_threads, int64_t jobs) {
+    py::gil_scoped_release nogil;
+    ThreadPool pool(n_threads);
+    std::vector<std::atomic<int32_t>> hits(4096);
+    for (int64_t j = 0; j < jobs; ++j) {
+        const int64_t n = 1 + (j * 7919) % 300;
+        for (int64_t i = 0; i < n; ++i) hits[size_t(i)].store(0, std::memory_order_relaxed);
+        if (j % 3 == 0) {
+            pool.parallel_tasks(n, [&](int64_t i, int) { hits[size_t(i)].fetch_add(1, std::memory_order_relaxed); });
+        } else {
+            pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
+                for (int64_t i = b; i < e; ++i) hits[size_t(i)].fetch_add(1, std::memory_order_relaxed);
+            });
+        }
+        for (int64_t i = 0; i < n; ++i)
+            if (hits[size_t(i)].load() != 1) fail("job ", j, ": index ", i, " ran ", hits[size_t(i)].load(), " times");
+    }
+    return jobs;
+}
+
 }  // namespace
 
 void bind_ops(py::module_& m) {
+    m.def("_ops_threadpool_stress", &threadpool_stress, py::arg("n_threads"), py::arg("jobs"));
     m.def("_ops_quantize_act", &quantize_act_hook, py::arg("x"), py::arg("format"), py::arg("isa") = py::none());
     m.def("_ops_dot", [](F32 a, F32 b, const std::optional<std::string>& isa) {
         need(a.ndim() == 1 && b.ndim() == 1 && a.shape(0) == b.shape(0), "a and b must be 1-D of one length");
