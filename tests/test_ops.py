@@ -220,12 +220,33 @@ def test_packed_float_matmul(type_name, rows, cols):
         np.testing.assert_array_equal(alone[0], together[t], err_msg=f"{type_name} token {t}")
 
 
-@pytest.mark.parametrize("type_name", PACKED_TYPES)
+@pytest.mark.parametrize("type_name", ["Q4_K", "Q6_K"])
+@pytest.mark.parametrize("rows,cols", [(8, 256), (21, 768), (9, 4352)])  # partial groups; rows taken in slices
+def test_packed_k_matmul(type_name, rows, cols):
+    rng = np.random.default_rng(rows * cols + 1)
+    data, ref = _weights(type_name, rows, cols, rng)
+    for n_tokens in (1, 3, 9):
+        x = rng.standard_normal((n_tokens, cols)).astype(np.float32)
+        _, _, xs = quantize_act_reference(x, 256)
+        want = xs @ ref.T
+        bound = (cols + 2) * U * (np.abs(xs) @ np.abs(ref).T) + 1e-30
+        packed_ref = _core._ops_matmul(data, type_name, cols, x, "scalar", 1, "packed_ref")
+        if cols <= 512 or n_tokens <= 4:
+            np.testing.assert_array_equal(packed_ref, _core._ops_matmul(data, type_name, cols, x, "scalar", 1, "file"))
+        report(packed_ref, want, bound, f"packed reference {type_name}")
+        if "avx2" in ISAS:
+            together = _core._ops_matmul(data, type_name, cols, x, "avx2", 2, "packed")
+            report(together, want, bound, f"packed {type_name} {n_tokens} tokens")
+            alone = _core._ops_matmul(data, type_name, cols, x[-1:], "avx2", 1, "packed")
+            np.testing.assert_array_equal(alone[0], together[-1])
+
+
+@pytest.mark.parametrize("type_name", PACKED_TYPES + ["Q4_K", "Q6_K"])
 def test_packed_rows_unpack_exactly(type_name):
     rng = np.random.default_rng(3)
-    data, ref = _weights(type_name, 13, 64, rng)
+    data, ref = _weights(type_name, 13, 256, rng)
     for row in (0, 7, 8, 12):
-        np.testing.assert_array_equal(_core._ops_unpack_row(data, type_name, 64, row), ref[row].astype(np.float32))
+        np.testing.assert_array_equal(_core._ops_unpack_row(data, type_name, 256, row), ref[row].astype(np.float32))
 
 
 @pytest.mark.parametrize("type_name", PACKED_TYPES)

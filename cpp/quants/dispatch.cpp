@@ -92,6 +92,8 @@ static KernelTable avx2_table() {
     t.packed_tile[uint32_t(G::Q5_0)] = avx2::packed_tile_q5_0;
     t.packed_tile[uint32_t(G::Q5_1)] = avx2::packed_tile_q5_1;
     t.packed_tile[uint32_t(G::Q8_0)] = avx2::packed_tile_q8_0;
+    t.packed_tile[uint32_t(G::Q4_K)] = avx2::packed_tile_q4_K;
+    t.packed_tile[uint32_t(G::Q6_K)] = avx2::packed_tile_q6_K;
     t.float_tile[uint32_t(G::F16)] = avx2::float_tile_f16;
     t.float_tile[uint32_t(G::F32)] = avx2::float_tile_f32;
     t.attend_batch = avx2::attend_batch;

@@ -10,6 +10,7 @@
 #include "quants/blocks.h"
 #include "quants/dispatch.h"
 #include "quants/qdot.h"
+#include "quants/ref.h"
 
 namespace ember {
 
@@ -54,14 +55,90 @@ void unpack_group_row(const Geometry& g, const uint8_t* group, int64_t nb, int r
     for (int64_t b = 0; b < nb; ++b) unpack_block(g, group + b * g.p_bytes, r, row + b * g.src_bytes);
 }
 
+// ---------------------------------------------------------------- K-quants (super-blocks of 256)
+// Q4_K: d[8], dmin[8] fp16; scales[8 sub-blocks][8 rows] and mins[8][8] as bytes (unpacked from
+// 6 bits); qs as 32 registers: register 8j + c holds bytes 32j + 4c .. +3 of each row (low
+// nibbles: sub-block 2j, high: 2j + 1).                                        1184 bytes
+// Q6_K: d[8] fp16; scales[16][8] int8; the 6-bit values one per byte, 64 registers: register c
+// holds values 4c .. 4c+3 of each row (sub-block c / 4).                       2192 bytes
+constexpr int kQ4KBytes = 1184, kQ6KBytes = 2192;
+
+void pack_q4_K(const uint8_t* blk, int r, uint8_t* p) {
+    block_q4_K b;
+    std::memcpy(&b, blk, sizeof b);
+    std::memcpy(p + 2 * r, &b.d, 2);
+    std::memcpy(p + 16 + 2 * r, &b.dmin, 2);
+    for (int s = 0; s < 8; ++s) ref::unpack_scale_min_k4(s, b.scales, p + 32 + 8 * s + r, p + 96 + 8 * s + r);
+    for (int reg = 0; reg < 32; ++reg) std::memcpy(p + 160 + 32 * reg + 4 * r, b.qs + 4 * reg, 4);
+}
+
+void unpack_q4_K(const uint8_t* p, int r, uint8_t* blk) {
+    block_q4_K b;
+    std::memcpy(&b.d, p + 2 * r, 2);
+    std::memcpy(&b.dmin, p + 16 + 2 * r, 2);
+    uint8_t sc[8], mn[8];
+    for (int s = 0; s < 8; ++s) sc[s] = p[32 + 8 * s + r], mn[s] = p[96 + 8 * s + r];
+    for (int j = 0; j < 4; ++j) {  // the inverse of unpack_scale_min_k4
+        b.scales[j] = uint8_t(sc[j] | ((sc[j + 4] >> 4) << 6));
+        b.scales[j + 4] = uint8_t(mn[j] | ((mn[j + 4] >> 4) << 6));
+        b.scales[j + 8] = uint8_t((sc[j + 4] & 0x0F) | ((mn[j + 4] & 0x0F) << 4));
+    }
+    for (int reg = 0; reg < 32; ++reg) std::memcpy(b.qs + 4 * reg, p + 160 + 32 * reg + 4 * r, 4);
+    std::memcpy(blk, &b, sizeof b);
+}
+
+// Value e of a Q6_K block (0..63): low 4 bits from ql, top 2 from qh (ggml's layout).
+int q6_value(const block_q6_K& b, int e) {
+    const int h = e / 128, k = (e % 128) / 32, l = e % 32;
+    const int low = (b.ql[64 * h + 32 * (k % 2) + l] >> (4 * (k / 2))) & 0x0F;
+    const int high = (b.qh[32 * h + l] >> (2 * k)) & 3;
+    return low | (high << 4);
+}
+
+void pack_q6_K(const uint8_t* blk, int r, uint8_t* p) {
+    block_q6_K b;
+    std::memcpy(&b, blk, sizeof b);
+    std::memcpy(p + 2 * r, &b.d, 2);
+    for (int s = 0; s < 16; ++s) p[16 + 8 * s + r] = uint8_t(b.scales[s]);
+    for (int e = 0; e < QK_K; ++e) p[144 + 32 * (e / 4) + 4 * r + e % 4] = uint8_t(q6_value(b, e));
+}
+
+void unpack_q6_K(const uint8_t* p, int r, uint8_t* blk) {
+    block_q6_K b;
+    std::memset(&b, 0, sizeof b);
+    std::memcpy(&b.d, p + 2 * r, 2);
+    for (int s = 0; s < 16; ++s) b.scales[s] = int8_t(p[16 + 8 * s + r]);
+    for (int e = 0; e < QK_K; ++e) {
+        const int q = p[144 + 32 * (e / 4) + 4 * r + e % 4];
+        const int h = e / 128, k = (e % 128) / 32, l = e % 32;
+        b.ql[64 * h + 32 * (k % 2) + l] |= uint8_t((q & 0x0F) << (4 * (k / 2)));
+        b.qh[32 * h + l] |= uint8_t((q >> 4) << (2 * k));
+    }
+    std::memcpy(blk, &b, sizeof b);
+}
+
+struct KGeometry {
+    int src_bytes, p_bytes;
+    void (*pack)(const uint8_t*, int, uint8_t*);
+    void (*unpack)(const uint8_t*, int, uint8_t*);
+};
+
+const KGeometry* kgeometry(GGMLType t) {
+    static const KGeometry q4_K = {sizeof(block_q4_K), kQ4KBytes, pack_q4_K, unpack_q4_K};
+    static const KGeometry q6_K = {sizeof(block_q6_K), kQ6KBytes, pack_q6_K, unpack_q6_K};
+    return t == GGMLType::Q4_K ? &q4_K : t == GGMLType::Q6_K ? &q6_K : nullptr;
+}
+
 }  // namespace
 
 uint64_t packed_block_bytes(GGMLType t) {
+    if (const KGeometry* k = kgeometry(t)) return uint64_t(k->p_bytes / 8);  // per 32 values
     const Geometry* g = geometry(t);
     return g ? uint64_t(g->p_bytes) : 0;
 }
 
 uint64_t packed_size(GGMLType t, int64_t n_rows, int64_t ne0) {
+    if (kgeometry(t)) return uint64_t((n_rows + kPackRows - 1) / kPackRows) * uint64_t(ne0 / 32) * packed_block_bytes(t);
     const Geometry* g = geometry(t);
     if (!g) return 0;
     const uint64_t groups = uint64_t((n_rows + kPackRows - 1) / kPackRows);
@@ -69,6 +146,16 @@ uint64_t packed_size(GGMLType t, int64_t n_rows, int64_t ne0) {
 }
 
 void pack_rows(GGMLType t, const uint8_t* src, uint64_t row_bytes, int64_t n_rows, int64_t ne0, uint8_t* dst) {
+    if (const KGeometry* k = kgeometry(t)) {
+        const int64_t nsb = ne0 / QK_K, groups = (n_rows + kPackRows - 1) / kPackRows;
+        std::memset(dst, 0, size_t(packed_size(t, n_rows, ne0)));
+        for (int64_t gi = 0; gi < groups; ++gi)
+            for (int64_t b = 0; b < nsb; ++b)
+                for (int r = 0; r < kPackRows && gi * kPackRows + r < n_rows; ++r)
+                    k->pack(src + uint64_t(gi * kPackRows + r) * row_bytes + b * k->src_bytes, r,
+                            dst + (gi * nsb + b) * k->p_bytes);
+        return;
+    }
     const Geometry* g = geometry(t);
     if (!g) fail<ArgumentError>("pack_rows: ", type_traits(t).name, " has no packed form");
     const int64_t nb = ne0 / 32, groups = (n_rows + kPackRows - 1) / kPackRows;
@@ -88,6 +175,14 @@ void pack_rows(GGMLType t, const uint8_t* src, uint64_t row_bytes, int64_t n_row
 }
 
 void unpack_row(GGMLType t, const uint8_t* packed, int64_t ne0, int64_t row, float* y) {
+    if (const KGeometry* k = kgeometry(t)) {
+        const int64_t nsb = ne0 / QK_K;
+        std::vector<uint8_t> native(size_t(nsb * k->src_bytes));
+        const uint8_t* group = packed + (row / kPackRows) * nsb * k->p_bytes;
+        for (int64_t b = 0; b < nsb; ++b) k->unpack(group + b * k->p_bytes, int(row % kPackRows), native.data() + b * k->src_bytes);
+        dequantize_rows(t, native.data(), y, 1, ne0, kernels(Isa::Scalar));
+        return;
+    }
     const Geometry* g = geometry(t);
     if (!g) fail<ArgumentError>("unpack_row: ", type_traits(t).name, " has no packed form");
     const int64_t nb = ne0 / 32;
@@ -117,6 +212,20 @@ void packed_tile(int64_t b0, int64_t nb, const uint8_t* group, const uint8_t* a,
 
 }  // namespace
 
+template <GGMLType T, DotTileFn Dot>
+void packed_tile_k(int64_t b0, int64_t nb, const uint8_t* group, const uint8_t* a, uint64_t as, int nt, float* out, int64_t ldo,
+                   bool accumulate) {
+    const KGeometry& k = *kgeometry(T);
+    const int64_t sb0 = b0 / 8, nsb = nb / 8;
+    std::vector<uint8_t> row(size_t(nsb * k.src_bytes));
+    float part[kPackCols];
+    for (int r = 0; r < kPackRows; ++r) {
+        for (int64_t b = 0; b < nsb; ++b) k.unpack(group + (sb0 + b) * k.p_bytes, r, row.data() + b * k.src_bytes);
+        Dot(nsb * QK_K, row.data(), uint64_t(nsb * k.src_bytes), 1, a + sb0 * sizeof(block_q8_K), as, nt, part, 1);
+        for (int t = 0; t < nt; ++t) out[t * ldo + r] = accumulate ? out[t * ldo + r] + part[t] : part[t];
+    }
+}
+
 void packed_tile_q4_0(int64_t b0, int64_t nb, const uint8_t* g, const uint8_t* a, uint64_t as, int nt, float* out,
                       int64_t ldo, bool accumulate) {
     packed_tile<GGMLType::Q4_0, dot_tile_q4_0>(b0, nb, g, a, as, nt, out, ldo, accumulate);
@@ -136,6 +245,15 @@ void packed_tile_q5_1(int64_t b0, int64_t nb, const uint8_t* g, const uint8_t* a
 void packed_tile_q8_0(int64_t b0, int64_t nb, const uint8_t* g, const uint8_t* a, uint64_t as, int nt, float* out,
                       int64_t ldo, bool accumulate) {
     packed_tile<GGMLType::Q8_0, dot_tile_q8_0>(b0, nb, g, a, as, nt, out, ldo, accumulate);
+}
+
+void packed_tile_q4_K(int64_t b0, int64_t nb, const uint8_t* g, const uint8_t* a, uint64_t as, int nt, float* out,
+                      int64_t ldo, bool accumulate) {
+    packed_tile_k<GGMLType::Q4_K, dot_tile_q4_K>(b0, nb, g, a, as, nt, out, ldo, accumulate);
+}
+void packed_tile_q6_K(int64_t b0, int64_t nb, const uint8_t* g, const uint8_t* a, uint64_t as, int nt, float* out,
+                      int64_t ldo, bool accumulate) {
+    packed_tile_k<GGMLType::Q6_K, dot_tile_q6_K>(b0, nb, g, a, as, nt, out, ldo, accumulate);
 }
 
 }  // namespace ref

@@ -16,6 +16,9 @@
 //   Q5_0: d[8] fp16, qh[8] u32, qs[128]             176
 //   Q5_1: d[8], m[8] fp16, qh[8] u32, qs[128]       192
 //   Q8_0: d[8] fp16, qs[256]                        272
+// and per 8 rows x 256 values (activations in Q8K blocks; block ranges in multiples of 8):
+//   Q4_K: d[8], dmin[8] fp16, 6-bit scales and mins unpacked to bytes, qs[1024]   1184 (file: 1152)
+//   Q6_K: d[8] fp16, scales int8[128], the 6-bit values one per byte [2048]        2192 (file: 1680)
 // A tile kernel computes out[t * ldo + r] for the group's 8 rows r and nt <= 4 tokens t from
 // activations in A8 blocks; each output is the same sequence of operations for any nt.
 #pragma once
@@ -58,6 +61,10 @@ void packed_tile_q5_1(int64_t b0, int64_t nb, const uint8_t* group, const uint8_
                       int64_t ldo, bool accumulate);
 void packed_tile_q8_0(int64_t b0, int64_t nb, const uint8_t* group, const uint8_t* a, uint64_t as, int nt, float* out,
                       int64_t ldo, bool accumulate);
+void packed_tile_q4_K(int64_t b0, int64_t nb, const uint8_t* group, const uint8_t* a, uint64_t as, int nt, float* out,
+                      int64_t ldo, bool accumulate);
+void packed_tile_q6_K(int64_t b0, int64_t nb, const uint8_t* group, const uint8_t* a, uint64_t as, int nt, float* out,
+                      int64_t ldo, bool accumulate);
 }  // namespace ref
 
 namespace avx2 {
@@ -70,6 +77,10 @@ void packed_tile_q5_0(int64_t b0, int64_t nb, const uint8_t* group, const uint8_
 void packed_tile_q5_1(int64_t b0, int64_t nb, const uint8_t* group, const uint8_t* a, uint64_t as, int nt, float* out,
                       int64_t ldo, bool accumulate);
 void packed_tile_q8_0(int64_t b0, int64_t nb, const uint8_t* group, const uint8_t* a, uint64_t as, int nt, float* out,
+                      int64_t ldo, bool accumulate);
+void packed_tile_q4_K(int64_t b0, int64_t nb, const uint8_t* group, const uint8_t* a, uint64_t as, int nt, float* out,
+                      int64_t ldo, bool accumulate);
+void packed_tile_q6_K(int64_t b0, int64_t nb, const uint8_t* group, const uint8_t* a, uint64_t as, int nt, float* out,
                       int64_t ldo, bool accumulate);
 }  // namespace avx2
 

@@ -13,6 +13,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "quants/blocks.h"
 #include "quants/packed.h"
 #include "quants/qdot.h"
 
@@ -175,6 +176,113 @@ struct Tile {
     }
 };
 
+
+// ------------------------------------------------------------- K-quants (8 rows x 256 values)
+// Tokens go in pairs (the pair shares each loaded register of weights); each token's operations
+// are the same in a pair or alone.
+inline __m256i load_u8x8_epi32(const uint8_t* p) { return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))); }
+inline __m256i load_i8x8_epi32(const uint8_t* p) { return _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))); }
+// Both 16-bit halves of each lane = the lane's (small) value: the multiplier madd wants.
+inline __m256i pair16(__m256i x) { return _mm256_or_si256(_mm256_and_si256(x, _mm256_set1_epi32(0xFFFF)), _mm256_slli_epi32(x, 16)); }
+
+struct PK4 {
+    static constexpr int kBytes = 1184;
+    template <int N>
+    static void superblock(const uint8_t* p, const block_q8_K* const* x, __m256* acc) {
+        const __m256i low4 = _mm256_set1_epi8(0x0F);
+        __m256i isum[N], msum[N];
+#pragma GCC unroll 2
+        for (int t = 0; t < N; ++t) isum[t] = _mm256_setzero_si256(), msum[t] = _mm256_setzero_si256();
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; ++j) {
+            __m256i s_lo[N], s_hi[N];
+#pragma GCC unroll 2
+            for (int t = 0; t < N; ++t) s_lo[t] = _mm256_setzero_si256(), s_hi[t] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+            for (int c = 0; c < 8; ++c) {
+                const __m256i v = load256(p + 160 + 32 * (8 * j + c));
+                const __m256i lo = _mm256_and_si256(v, low4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+#pragma GCC unroll 2
+                for (int t = 0; t < N; ++t) {
+                    s_lo[t] = _mm256_add_epi16(s_lo[t], _mm256_maddubs_epi16(lo, bcast32(reinterpret_cast<const uint8_t*>(x[t]->qs) + 64 * j + 4 * c)));
+                    s_hi[t] = _mm256_add_epi16(s_hi[t], _mm256_maddubs_epi16(hi, bcast32(reinterpret_cast<const uint8_t*>(x[t]->qs) + 64 * j + 32 + 4 * c)));
+                }
+            }
+            const __m256i sc_lo = pair16(load_u8x8_epi32(p + 32 + 8 * (2 * j))), sc_hi = pair16(load_u8x8_epi32(p + 32 + 8 * (2 * j + 1)));
+#pragma GCC unroll 2
+            for (int t = 0; t < N; ++t)
+                isum[t] = _mm256_add_epi32(isum[t], _mm256_add_epi32(_mm256_madd_epi16(s_lo[t], sc_lo), _mm256_madd_epi16(s_hi[t], sc_hi)));
+        }
+#pragma GCC unroll 8
+        for (int s = 0; s < 8; ++s) {
+            const __m256i mn = load_u8x8_epi32(p + 96 + 8 * s);
+#pragma GCC unroll 2
+            for (int t = 0; t < N; ++t)
+                msum[t] = _mm256_add_epi32(msum[t], _mm256_mullo_epi32(mn, _mm256_set1_epi32(x[t]->bsums[2 * s] + x[t]->bsums[2 * s + 1])));
+        }
+        const __m256 d = load_f16x8(p), dmin = load_f16x8(p + 16);
+#pragma GCC unroll 2
+        for (int t = 0; t < N; ++t) {
+            const __m256 dx = _mm256_set1_ps(x[t]->d);
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_mul_ps(d, dx), acc[t]);
+            acc[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(msum[t]), _mm256_mul_ps(dmin, dx), acc[t]);
+        }
+    }
+};
+
+struct PK6 {
+    static constexpr int kBytes = 2192;
+    template <int N>
+    static void superblock(const uint8_t* p, const block_q8_K* const* x, __m256* acc) {
+        __m256i isum[N], off[N];
+#pragma GCC unroll 2
+        for (int t = 0; t < N; ++t) isum[t] = _mm256_setzero_si256(), off[t] = _mm256_setzero_si256();
+#pragma GCC unroll 16
+        for (int s = 0; s < 16; ++s) {  // sub-blocks of 16 values: 4 registers
+            const __m256i sc32 = load_i8x8_epi32(p + 16 + 8 * s), sc = pair16(sc32);
+            const __m256i r0 = load256(p + 144 + 32 * (4 * s)), r1 = load256(p + 144 + 32 * (4 * s + 1));
+            const __m256i r2 = load256(p + 144 + 32 * (4 * s + 2)), r3 = load256(p + 144 + 32 * (4 * s + 3));
+#pragma GCC unroll 2
+            for (int t = 0; t < N; ++t) {
+                const uint8_t* q = reinterpret_cast<const uint8_t*>(x[t]->qs) + 16 * s;
+                // two products of at most 63 x 127 per lane, twice: fits int16
+                const __m256i s01 = _mm256_add_epi16(_mm256_maddubs_epi16(r0, bcast32(q)), _mm256_maddubs_epi16(r1, bcast32(q + 4)));
+                const __m256i s23 = _mm256_add_epi16(_mm256_maddubs_epi16(r2, bcast32(q + 8)), _mm256_maddubs_epi16(r3, bcast32(q + 12)));
+                isum[t] = _mm256_add_epi32(isum[t], _mm256_add_epi32(_mm256_madd_epi16(s01, sc), _mm256_madd_epi16(s23, sc)));
+                off[t] = _mm256_add_epi32(off[t], _mm256_mullo_epi32(sc32, _mm256_set1_epi32(x[t]->bsums[s])));
+            }
+        }
+        const __m256 d = load_f16x8(p);
+#pragma GCC unroll 2
+        for (int t = 0; t < N; ++t) {  // the values are q - 32
+            const __m256i v = _mm256_sub_epi32(isum[t], _mm256_slli_epi32(off[t], 5));
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v), _mm256_mul_ps(d, _mm256_set1_ps(x[t]->d)), acc[t]);
+        }
+    }
+};
+
+template <class P>
+struct TileK {
+    template <int C>
+    static void run(int64_t b0, int64_t nb, const uint8_t* group, const uint8_t* a, uint64_t as, float* out, int64_t ldo,
+                    bool accumulate) {
+        __m256 acc[C];
+#pragma GCC unroll 4
+        for (int t = 0; t < C; ++t) acc[t] = accumulate ? _mm256_loadu_ps(out + t * ldo) : _mm256_setzero_ps();
+        for (int64_t sb = b0 / 8; sb < (b0 + nb) / 8; ++sb) {
+            const uint8_t* p = group + sb * P::kBytes;
+            const block_q8_K* x[C];
+#pragma GCC unroll 4
+            for (int t = 0; t < C; ++t) x[t] = reinterpret_cast<const block_q8_K*>(a + t * as) + sb;
+#pragma GCC unroll 2
+            for (int t = 0; t + 1 < C; t += 2) P::template superblock<2>(p, x + t, acc + t);
+            if (C % 2) P::template superblock<1>(p, x + C - 1, acc + C - 1);
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < C; ++t) _mm256_storeu_ps(out + t * ldo, acc[t]);
+    }
+};
+
 using RawTile = void (*)(int64_t, int64_t, const uint8_t*, const uint8_t*, uint64_t, float*, int64_t, bool);
 
 template <class K, int... I>
@@ -182,10 +290,10 @@ constexpr std::array<RawTile, sizeof...(I)> tile_table(std::integer_sequence<int
     return {{&K::template run<I + 1>...}};
 }
 
-template <class P>
+template <class P, template <class> class T = Tile>
 void dispatch(int64_t b0, int64_t nb, const uint8_t* group, const uint8_t* a, uint64_t as, int nt, float* out, int64_t ldo,
               bool accumulate) {
-    static constexpr auto table = tile_table<Tile<P>>(std::make_integer_sequence<int, kPackCols>{});
+    static constexpr auto table = tile_table<T<P>>(std::make_integer_sequence<int, kPackCols>{});
     table[size_t(nt - 1)](b0, nb, group, a, as, out, ldo, accumulate);
 }
 
@@ -210,6 +318,15 @@ void packed_tile_q5_1(int64_t b0, int64_t nb, const uint8_t* g, const uint8_t* a
 void packed_tile_q8_0(int64_t b0, int64_t nb, const uint8_t* g, const uint8_t* a, uint64_t as, int nt, float* out,
                       int64_t ldo, bool accumulate) {
     dispatch<P8_0>(b0, nb, g, a, as, nt, out, ldo, accumulate);
+}
+
+void packed_tile_q4_K(int64_t b0, int64_t nb, const uint8_t* g, const uint8_t* a, uint64_t as, int nt, float* out,
+                      int64_t ldo, bool accumulate) {
+    dispatch<PK4, TileK>(b0, nb, g, a, as, nt, out, ldo, accumulate);
+}
+void packed_tile_q6_K(int64_t b0, int64_t nb, const uint8_t* g, const uint8_t* a, uint64_t as, int nt, float* out,
+                      int64_t ldo, bool accumulate) {
+    dispatch<PK6, TileK>(b0, nb, g, a, as, nt, out, ldo, accumulate);
 }
 
 }  // namespace ember::avx2

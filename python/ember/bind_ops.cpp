@@ -67,9 +67,11 @@ py::array_t<float> matmul_hook(py::array_t<uint8_t, py::array::c_style> w, const
         v.packed = packed.data();
         if (layout == "packed_ref") {
             static const PackedTileFn refs[] = {ref::packed_tile_q4_0, ref::packed_tile_q4_1, ref::packed_tile_q5_0,
-                                                ref::packed_tile_q5_1, ref::packed_tile_q8_0};
-            static const GGMLType types[] = {GGMLType::Q4_0, GGMLType::Q4_1, GGMLType::Q5_0, GGMLType::Q5_1, GGMLType::Q8_0};
-            for (size_t i = 0; i < 5; ++i) k.packed_tile[uint32_t(types[i])] = refs[i];
+                                                ref::packed_tile_q5_1, ref::packed_tile_q8_0, ref::packed_tile_q4_K,
+                                                ref::packed_tile_q6_K};
+            static const GGMLType types[] = {GGMLType::Q4_0, GGMLType::Q4_1, GGMLType::Q5_0, GGMLType::Q5_1,
+                                             GGMLType::Q8_0, GGMLType::Q4_K, GGMLType::Q6_K};
+            for (size_t i = 0; i < 7; ++i) k.packed_tile[uint32_t(types[i])] = refs[i];
         }
         need(k.packed_tile[uint32_t(v.type)] != nullptr, "this instruction set has no packed kernel for the type");
     }
