@@ -49,3 +49,14 @@ MappedFile::~MappedFile() {
 }
 
 }  // namespace ember
+
+namespace ember {
+
+void MappedFile::release(const uint8_t* p, uint64_t n) const {
+    const uint64_t page = uint64_t(sysconf(_SC_PAGESIZE));
+    const uintptr_t lo = (reinterpret_cast<uintptr_t>(p) + page - 1) / page * page;
+    const uintptr_t hi = (reinterpret_cast<uintptr_t>(p) + n) / page * page;
+    if (hi > lo) ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);  // advice: failure changes nothing
+}
+
+}  // namespace ember

@@ -19,6 +19,9 @@ public:
     const uint8_t* data() const { return data_; }
     uint64_t size() const { return size_; }
     const std::string& path() const { return path_; }
+    // Give back the physical pages of [p, p + n) (a range inside the mapping that will not be
+    // read again soon, e.g. weights repacked elsewhere); reading it later faults the file back in.
+    void release(const uint8_t* p, uint64_t n) const;
 
 private:
     std::string path_;

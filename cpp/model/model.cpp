@@ -20,7 +20,7 @@ std::shared_ptr<const Model> Model::load(const std::string& path) {
     m->tok_ = std::make_unique<Tokenizer>(Tokenizer::from_gguf(f));
     m->hp_.n_vocab = m->tok_->n_vocab();
     load_weights(f, m->hp_, m->w_);
-    pack_weights(m->w_, kernels());
+    pack_weights(m->w_, kernels(), *f.mapping());
     if (const GGUFKeyValue* t = f.find("tokenizer.chat_template"); t && t->value.type == GGUFType::STRING)
         m->chat_template_ = std::string(t->value.str);
     m->load_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -1,10 +1,14 @@
 // weights.cpp — finds and checks every tensor (see weights.h).
 #include "model/weights.h"
 
+#include <atomic>
 #include <cstring>
+#include <thread>
+#include <utility>
 
 #include "common.h"
 #include "gguf.h"
+#include "mapped_file.h"
 #include "model/arch.h"
 #include "quants/dispatch.h"
 #include "quants/packed.h"
@@ -130,24 +134,45 @@ void load_weights(const GGUFFile& file, const HParams& hp, Weights& w) {
 
 namespace ember {
 
-static void pack_one(Weights& w, TensorView& v, const KernelTable& k) {
-    if (v.empty()) return;
+// Allocate the packed copy of one matrix (nullptr: nothing to pack); filled in pack_weights.
+static uint8_t* allocate_packed(Weights& w, const TensorView& v, const KernelTable& k) {
+    if (v.empty()) return nullptr;
     const bool block = k.packed_tile[uint32_t(v.type)] != nullptr, flt = k.float_tile[uint32_t(v.type)] != nullptr;
     const uint64_t bytes = block ? packed_size(v.type, v.n_rows, v.ne0) : flt ? packed_float_size(v.type, v.n_rows, v.ne0) : 0;
-    if (bytes == 0) return;
+    if (bytes == 0) return nullptr;
     void* mem = nullptr;
     if (posix_memalign(&mem, 64, size_t(bytes)) != 0) fail<CapacityError>("could not allocate ", bytes >> 20, " MiB to repack weights");
     w.packed_storage.emplace_back(static_cast<uint8_t*>(mem), std::free);
-    if (block) pack_rows(v.type, v.data, v.row_bytes, v.n_rows, v.ne0, static_cast<uint8_t*>(mem));
-    else pack_float_rows(v.type, v.data, v.row_bytes, v.n_rows, v.ne0, static_cast<uint8_t*>(mem));
-    v.packed = static_cast<uint8_t*>(mem);
     w.packed_bytes += bytes;
+    return static_cast<uint8_t*>(mem);
 }
 
-void pack_weights(Weights& w, const KernelTable& k) {
+void pack_weights(Weights& w, const KernelTable& k, const MappedFile& file) {
+    std::vector<std::pair<TensorView*, uint8_t*>> jobs;
+    auto add = [&](TensorView& v) {
+        if (uint8_t* mem = allocate_packed(w, v, k)) jobs.emplace_back(&v, mem);
+    };
     for (LayerWeights& l : w.layers)
-        for (TensorView* v : {&l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_gate, &l.ffn_up, &l.ffn_down}) pack_one(w, *v, k);
-    pack_one(w, w.output, k);
+        for (TensorView* v : {&l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_gate, &l.ffn_up, &l.ffn_down}) add(*v);
+    add(w.output);
+    // Repacking is a pass over every weight: spread the matrices over the CPUs.
+    std::atomic<size_t> next{0};
+    auto work = [&] {
+        for (size_t i = next++; i < jobs.size(); i = next++) {
+            TensorView& v = *jobs[i].first;
+            if (k.packed_tile[uint32_t(v.type)]) pack_rows(v.type, v.data, v.row_bytes, v.n_rows, v.ne0, jobs[i].second);
+            else pack_float_rows(v.type, v.data, v.row_bytes, v.n_rows, v.ne0, jobs[i].second);
+            // the file's copy is not read again: give its pages back at once (a lower peak), but
+            // the token embedding's rows are still looked up (a tied output head shares them)
+            if (v.data != w.token_embd.data) file.release(v.data, uint64_t(v.n_rows) * v.row_bytes);
+        }
+    };
+    const size_t n_threads = std::min<size_t>(jobs.size(), std::max(1u, std::thread::hardware_concurrency()));
+    std::vector<std::thread> threads;
+    for (size_t t = 1; t < n_threads; ++t) threads.emplace_back(work);
+    work();
+    for (std::thread& t : threads) t.join();
+    for (auto& [v, mem] : jobs) v->packed = mem;
 }
 
 }  // namespace ember

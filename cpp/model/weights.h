@@ -53,6 +53,8 @@ void load_weights(const GGUFFile& file, const HParams& hp, Weights& out);
 struct KernelTable;
 // Repack every matrix whose type has a packed kernel in k (quants/packed.h). The token
 // embedding keeps its file layout for lookups; when tied, the output head gets a packed copy.
-void pack_weights(Weights& w, const KernelTable& k);
+// The file's pages of the matrices packed are released afterwards (they are not read again).
+class MappedFile;
+void pack_weights(Weights& w, const KernelTable& k, const MappedFile& file);
 
 }  // namespace ember

@@ -6,6 +6,7 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <chrono>
 #include <atomic>
 #include <cstring>
 #include <numeric>
@@ -86,6 +87,47 @@ py::array_t<float> matmul_hook(py::array_t<uint8_t, py::array::c_style> w, const
         matmul(v, in, cols, T, out, v.n_rows, pool, scratch, k);
     }
     return y;
+}
+
+// Best seconds of `repeats` matmuls of n_tokens random activations against w, packed as the
+// engine packs it (for bench/: GB/s of the matrix-vector product, GFLOP/s of the batched one).
+double matmul_time_hook(py::array_t<uint8_t, py::array::c_style> w, const std::string& type_name, int64_t cols, int64_t n_tokens,
+                        int n_threads, int repeats) {
+    const TypeTraits* tr = type_by_name(type_name);
+    need(tr && can_dequantize(tr->type) && w.ndim() == 2 && uint64_t(w.shape(1)) == row_size(tr->type, cols), "bad arguments");
+    need(n_tokens > 0 && n_threads > 0 && repeats > 0, "bad counts");
+    TensorView v;
+    v.type = tr->type;
+    v.ne0 = cols;
+    v.n_rows = w.shape(0);
+    v.row_bytes = row_size(tr->type, cols);
+    v.data = w.data();
+    const KernelTable& k = kernels();
+    std::vector<uint8_t> packed;
+    if (k.packed_tile[uint32_t(v.type)]) {
+        packed.resize(size_t(packed_size(v.type, v.n_rows, cols)));
+        pack_rows(v.type, v.data, v.row_bytes, v.n_rows, cols, packed.data());
+        v.packed = packed.data();
+    } else if (k.float_tile[uint32_t(v.type)]) {
+        packed.resize(size_t(packed_float_size(v.type, v.n_rows, cols)));
+        pack_float_rows(v.type, v.data, v.row_bytes, v.n_rows, cols, packed.data());
+        v.packed = packed.data();
+    }
+    std::vector<float> x(size_t(n_tokens * cols)), y(size_t(n_tokens * v.n_rows));
+    std::mt19937 rng(1);
+    std::normal_distribution<float> nd;
+    for (float& f : x) f = nd(rng);
+    py::gil_scoped_release nogil;
+    ThreadPool pool(n_threads);
+    MatmulScratch scratch(n_threads, cols, n_tokens);
+    double best = 1e30;
+    for (int r = 0; r <= repeats; ++r) {
+        const auto t0 = std::chrono::steady_clock::now();
+        matmul(v, x.data(), cols, n_tokens, y.data(), v.n_rows, pool, scratch, k);
+        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        if (r > 0) best = std::min(best, s);  // the first run warms caches
+    }
+    return best;
 }
 
 py::array_t<float> unpack_row_hook(py::array_t<uint8_t, py::array::c_style> w, const std::string& type_name, int64_t cols,
@@ -274,6 +316,8 @@ void bind_ops(py::module_& m) {
     }, py::arg("y"), py::arg("x"), py::arg("a"), py::arg("x_f16") = false, py::arg("isa") = py::none());
     m.def("_ops_matmul", &matmul_hook, py::arg("w"), py::arg("type"), py::arg("cols"), py::arg("x"), py::arg("isa") = py::none(),
           py::arg("n_threads") = 1, py::arg("layout") = "file");
+    m.def("_ops_matmul_time", &matmul_time_hook, py::arg("w"), py::arg("type"), py::arg("cols"), py::arg("n_tokens"),
+          py::arg("n_threads"), py::arg("repeats") = 5);
     m.def("_ops_unpack_row", &unpack_row_hook, py::arg("w"), py::arg("type"), py::arg("cols"), py::arg("row"));
     m.def("_ops_gated", [](F32 gate, F32 up, const std::string& kind, const std::optional<std::string>& isa) {
         need(gate.ndim() == 1 && up.ndim() == 1 && gate.shape(0) == up.shape(0), "gate and up must be 1-D of one length");

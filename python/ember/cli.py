@@ -2,8 +2,9 @@
 
 Subcommands: info (summarize a GGUF file), convert (Hugging Face folder -> GGUF), quantize,
 run (the C++ `ember-main` program with llama.cpp's flags), chat (a REPL over Model.chat with the
-model's Jinja template), perplexity (llama.cpp's measurement) and pull (fetch a known model).
-run, chat and perplexity use the default model (ember.models.DEFAULT_MODEL) when no -m is given.
+model's Jinja template), perplexity (llama.cpp's measurement), bench (llama-bench-style speed,
+optionally side by side with llama.cpp) and pull (fetch a known model).
+run, chat, perplexity and bench use the default model (ember.models.DEFAULT_MODEL) when no -m is given.
 """
 
 from __future__ import annotations
@@ -212,6 +213,28 @@ def cmd_perplexity(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- bench ---------------------------------------------------------------------------------------
+def cmd_bench(args: argparse.Namespace) -> int:
+    import json
+
+    from . import bench
+
+    path = _model_path(args.model)
+    rows, facts = bench.run(path, args.n_prompt, args.n_gen, args.threads, args.repetitions, args.vs_llama_cpp)
+    if args.json:
+        print(json.dumps({"rows": [{"model": r.model, "size_bytes": r.size_bytes, "test": r.test, "threads": r.threads,
+                                    "tps": r.tps} for r in rows], "facts": facts}))
+        return 0
+    print(bench.format_table(rows))
+    extra = f"ember load {facts['ember_load_seconds'] * 1e3:.0f} ms"
+    if "llama.cpp_load_seconds" in facts:
+        extra += f", llama.cpp load {facts['llama.cpp_load_seconds'] * 1e3:.0f} ms"
+    if "ember_peak_rss_bytes" in facts:
+        extra += f", ember peak RSS {facts['ember_peak_rss_bytes'] / 2**20:.0f} MiB"
+    print(f"\n{rows[0].threads} threads, {bench.isa()}, {args.repetitions} runs each; {extra}")
+    return 0
+
+
 # -- pull ----------------------------------------------------------------------------------------
 def cmd_pull(args: argparse.Namespace) -> int:
     print(models.fetch(args.name))  # progress (downloads) goes to stderr
@@ -266,6 +289,15 @@ def build_parser() -> argparse.ArgumentParser:
     ppl.add_argument("-b", "--batch-size", type=int, default=512, metavar="N", help="tokens per forward step (default: 512)")
     ppl.add_argument("--chunks", type=int, default=None, metavar="N", help="score at most N chunks (default: all)")
     ppl.set_defaults(func=cmd_perplexity)
+    b = sub.add_parser("bench", help="prompt and generation speed (llama-bench style), optionally against llama.cpp")
+    b.add_argument("-m", "--model", help="GGUF file (default: the default model)")
+    b.add_argument("-p", "--n-prompt", type=int, default=512, metavar="N", help="prompt tokens (pp test, default 512)")
+    b.add_argument("-n", "--n-gen", type=int, default=128, metavar="N", help="generated tokens (tg test, default 128)")
+    b.add_argument("-t", "--threads", type=int, default=None, metavar="N", help="threads (default: one per CPU)")
+    b.add_argument("-r", "--repetitions", type=int, default=3, metavar="N", help="runs per test (default 3)")
+    b.add_argument("--vs-llama-cpp", action="store_true", help="run llama.cpp (llama-cpp-python) on the same file too")
+    b.add_argument("--json", action="store_true", help="print the results as JSON")
+    b.set_defaults(func=cmd_bench)
     pull = sub.add_parser("pull", help="fetch a known model into the cache and print its path")
     pull.add_argument("name", nargs="?", default=models.DEFAULT_MODEL,
                       help=f"one of {', '.join(models.MODELS)} (default: {models.DEFAULT_MODEL})")
