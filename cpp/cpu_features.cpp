@@ -1,8 +1,13 @@
-// cpu_features.cpp — CPUID probing. AVX2 also needs the OS to save YMM state (OSXSAVE + XCR0).
+// cpu_features.cpp — CPUID probing (AVX2 also needs the OS to save YMM state: OSXSAVE + XCR0), and
+// on AArch64 the kernel's hardware capability bits.
 #include "cpu_features.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
+#elif defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#elif defined(__aarch64__) && defined(__APPLE__)
+#include <sys/sysctl.h>
 #endif
 
 namespace ember {
@@ -31,6 +36,15 @@ static CpuFeatures probe() {
     f.f16c = f16c && ymm_enabled;
 #elif defined(__aarch64__)
     f.neon = true;  // Advanced SIMD is mandatory on AArch64
+#if defined(__linux__)
+    // The dot-product instructions are optional before ARMv8.4; the kernel reports them in
+    // AT_HWCAP (bit 20, HWCAP_ASIMDDP; spelled out in case an old libc lacks the name).
+    f.dotprod = (getauxval(AT_HWCAP) & (1ul << 20)) != 0;
+#elif defined(__APPLE__)
+    int v = 0;
+    size_t len = sizeof v;
+    f.dotprod = sysctlbyname("hw.optional.arm.FEAT_DotProd", &v, &len, nullptr, 0) == 0 && v != 0;
+#endif
 #endif
     return f;
 }

@@ -1,4 +1,5 @@
-// cpu_features.h — what the running CPU can do, read once from CPUID (x86) or the build target (ARM).
+// cpu_features.h — what the running CPU can do, read once from CPUID (x86) or the kernel's hardware
+// capability bits (AArch64 Linux: AT_HWCAP; macOS: sysctl).
 // Only the dispatch point (cpp/quants/dispatch.cpp) consults this.
 #pragma once
 
@@ -9,6 +10,7 @@ struct CpuFeatures {
     bool fma = false;
     bool f16c = false;
     bool neon = false;
+    bool dotprod = false;  // AArch64 SDOT/UDOT (FEAT_DotProd, HWCAP_ASIMDDP)
 };
 
 const CpuFeatures& cpu_features();

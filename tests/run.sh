@@ -3,7 +3,9 @@
 #   1. a virtual environment in .venv with ember installed from this tree plus its test extra,
 #   2. pytest over tests/ against the installed package (models are fetched once into ~/.cache/ember),
 #   3. the core rebuilt with AddressSanitizer + UndefinedBehaviorSanitizer, and the GGUF and quant
-#      tests run again against that build (tests/sanitize.sh).
+#      tests run again against that build (tests/sanitize.sh),
+#   4. the AArch64 NEON kernels cross-compiled and checked against the scalar ones under qemu
+#      (tests/neon.sh; one SKIP line where no cross toolchain can be had).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,4 +23,5 @@ echo "install: $(( $(date +%s) - start )) s"
 (cd tests && python -m pytest -q -p no:cacheprovider "$@")
 
 bash tests/sanitize.sh
+bash tests/neon.sh
 echo "total: $(( $(date +%s) - start )) s"

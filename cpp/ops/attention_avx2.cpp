@@ -1,12 +1,19 @@
 // attention_avx2.cpp — the batched attention kernel (see attention.h), AVX2 + FMA + F16C.
 //
 // Keys are walked in tiles of 16 positions at multiples of 16. A tile's keys and values are
-// converted to f32 once (row-major scratch), then for each query whose range meets the tile:
-//   scores: for 8 keys at a time, 8 accumulators over head_dim in 8-lane chunks, folded into one
-//           vector (lane j = key j) by a fixed add tree; scaled; keys outside the range masked;
-//   online softmax: running max m and sum l; the query's output accumulates p_j * v_j after
-//           being rescaled by exp(m_old - m_new);
-// and each output is divided by l at the end. The exponentials use a Cephes-style polynomial
+// converted to f32 once (row-major scratch); then the queries whose range meets the tile go
+// through it in groups of up to 6 consecutive queries that see the same positions of it (the
+// heads of a GQA group share a range; on a tile wholly inside their ranges, all the queries do),
+// the group's independent dependency chains interleaved. For each query of a group:
+//   scores: for each key, 8 lane-wise partial sums over head_dim in 8-lane chunks, folded by a
+//           fixed add tree; scaled; positions outside the range set to -inf;
+//   online softmax: running max m and sum l; p_j = exp(s_j - m_new) (0 outside the range),
+//           alpha = exp(m_old - m_new) (1 when the max holds);
+//   output: out * alpha + sum_j p_j * v_j over the tile's positions in the range, in order;
+// and each output is divided by l at the end. Each step is lane-wise, or a reduction over the
+// query's own lanes, and the group a query is in depends only on its own range, so a query goes
+// through the same operations whatever the other queries of the batch: its result depends only
+// on it, its range and the keys. The exponentials use a Cephes-style polynomial
 // (ops/avx2_math.h). head_dim must be a multiple of 8 (else the scalar kernel runs).
 #include <immintrin.h>
 
@@ -23,12 +30,18 @@ namespace ember::avx2 {
 namespace {
 
 constexpr int kTile = 16;
+constexpr int kGroup = 6;  // queries at once (12 accumulators of output)
 
 inline float hsum(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
+}
+
+// _mm256_hadd_ps(a, b) as two shuffles and an add (the same sums).
+inline __m256 hadd(__m256 a, __m256 b) {
+    return _mm256_add_ps(_mm256_shuffle_ps(a, b, 0x88), _mm256_shuffle_ps(a, b, 0xDD));
 }
 
 inline float hmax(__m256 v) {
@@ -38,8 +51,14 @@ inline float hmax(__m256 v) {
     return _mm_cvtss_f32(m);
 }
 
-// Rows j0 .. j0+15 of a KV head as f32 (rows past `count` zeroed).
-void load_tile(const PagedRows& rows, int32_t j0, int32_t count, int32_t hd, float* dst) {
+// Eight f32 of row `src` from element i (fp16 or f32).
+inline __m256 load8(const uint8_t* src, bool f16, int32_t i) {
+    return f16 ? _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 2 * size_t(i))))
+               : _mm256_loadu_ps(reinterpret_cast<const float*>(src) + i);
+}
+
+// Rows j0 .. j0+15 of a KV head as f32, row-major [16][hd] (rows past `count` zeroed).
+void load_rows(const PagedRows& rows, int32_t j0, int32_t count, int32_t hd, float* dst) {
     for (int32_t j = 0; j < kTile; ++j) {
         float* d = dst + size_t(j) * size_t(hd);
         if (j >= count) {
@@ -48,57 +67,146 @@ void load_tile(const PagedRows& rows, int32_t j0, int32_t count, int32_t hd, flo
         }
         const uint8_t* src = rows.row(j0 + j);
         if (rows.f16) {
-            for (int32_t i = 0; i < hd; i += 8)
-                _mm256_storeu_ps(d + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 2 * i))));
+            for (int32_t i = 0; i < hd; i += 8) _mm256_storeu_ps(d + i, load8(src, true, i));
         } else {
             std::memcpy(d, src, sizeof(float) * size_t(hd));
         }
     }
 }
 
-// Scores of one query against 8 keys (rows of k, hd apart): lane j = q . k_j.
-inline __m256 scores8(const float* q, const float* k, int32_t hd) {
-    __m256 a[8];
-    #pragma GCC unroll 8
-    for (int j = 0; j < 8; ++j) a[j] = _mm256_setzero_ps();
+// Partial scores of NQ queries against 4 keys (rows of k, hd apart): for each key, lane-wise
+// sums of q * k over the dimensions in chunks of 8, then lanes added in pairs and pairs of pairs
+// (hadd), so that lanes 0-3 plus lanes 4-7 of the result are q . k_j for j = 0..3.
+template <int NQ>
+inline void scores4(const float* const* q, const float* k, int32_t hd, __m256* u) {
+    __m256 a[NQ][4];
+    #pragma GCC unroll 4
+    for (int n = 0; n < NQ; ++n)
+        for (int j = 0; j < 4; ++j) a[n][j] = _mm256_setzero_ps();
     for (int32_t i = 0; i < hd; i += 8) {
-        const __m256 qv = _mm256_loadu_ps(q + i);
-        #pragma GCC unroll 8
-        for (int j = 0; j < 8; ++j) a[j] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + size_t(j) * size_t(hd) + i), a[j]);
+        __m256 qv[NQ];
+        #pragma GCC unroll 4
+        for (int n = 0; n < NQ; ++n) qv[n] = _mm256_loadu_ps(q[n] + i);
+        #pragma GCC unroll 4
+        for (int j = 0; j < 4; ++j) {
+            const __m256 kv = _mm256_loadu_ps(k + size_t(j) * size_t(hd) + i);
+            #pragma GCC unroll 4
+            for (int n = 0; n < NQ; ++n) a[n][j] = _mm256_fmadd_ps(qv[n], kv, a[n][j]);
+        }
     }
-    const __m256 t0 = _mm256_hadd_ps(a[0], a[1]), t1 = _mm256_hadd_ps(a[2], a[3]);
-    const __m256 t2 = _mm256_hadd_ps(a[4], a[5]), t3 = _mm256_hadd_ps(a[6], a[7]);
-    const __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
-    return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+    #pragma GCC unroll 4
+    for (int n = 0; n < NQ; ++n) u[n] = hadd(hadd(a[n][0], a[n][1]), hadd(a[n][2], a[n][3]));
 }
 
-// out[0 .. 8*NV) = out * alpha + sum_j p[j] * v_j over the tile's rows (registers held throughout).
-template <int NV>
-inline void accumulate_pv(float* out, const float* vtile, int32_t hd, const float* p, int32_t count, __m256 alpha) {
-    __m256 acc[NV];
-    #pragma GCC unroll 8
-    for (int c = 0; c < NV; ++c) acc[c] = _mm256_mul_ps(_mm256_loadu_ps(out + 8 * c), alpha);
-    for (int32_t j = 0; j < count; ++j) {
-        const __m256 pj = _mm256_set1_ps(p[j]);
-        const float* vr = vtile + size_t(j) * size_t(hd);
-        #pragma GCC unroll 8
-        for (int c = 0; c < NV; ++c) acc[c] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vr + 8 * c), acc[c]);
+// s[n][0..16) = q_n . k_j for the tile's 16 keys (row-major [16][hd]), NQ queries at once.
+template <int NQ>
+inline void scores16(const float* const* q, const float* ktile, int32_t hd, float (*s)[kTile]) {
+    #pragma GCC unroll 2
+    for (int h = 0; h < 2; ++h) {
+        __m256 u0[NQ], u1[NQ];
+        scores4<NQ>(q, ktile + size_t(8 * h) * size_t(hd), hd, u0);
+        scores4<NQ>(q, ktile + size_t(8 * h + 4) * size_t(hd), hd, u1);
+        #pragma GCC unroll 4
+        for (int n = 0; n < NQ; ++n)
+            _mm256_store_ps(s[n] + 8 * h, _mm256_add_ps(_mm256_permute2f128_ps(u0[n], u1[n], 0x20),
+                                                         _mm256_permute2f128_ps(u0[n], u1[n], 0x31)));
     }
-    #pragma GCC unroll 8
-    for (int c = 0; c < NV; ++c) _mm256_storeu_ps(out + 8 * c, acc[c]);
 }
 
-using AccumulateFn = void (*)(float*, const float*, int32_t, const float*, int32_t, __m256);
-constexpr AccumulateFn kAccumulate[9] = {nullptr,           accumulate_pv<1>, accumulate_pv<2>, accumulate_pv<3>, accumulate_pv<4>,
-                                         accumulate_pv<5>, accumulate_pv<6>, accumulate_pv<7>, accumulate_pv<8>};
-
-// Lanes whose position j0 + lane is in [first, last].
-inline __m256 in_range(int32_t j0, int32_t first, int32_t last) {
-    const __m256i pos = _mm256_add_epi32(_mm256_set1_epi32(j0), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-    const __m256i lo = _mm256_cmpgt_epi32(_mm256_set1_epi32(first), pos);   // pos < first
-    const __m256i hi = _mm256_cmpgt_epi32(pos, _mm256_set1_epi32(last));    // pos > last
+// Lanes js <= lane < je of 8 starting at lane `base`.
+inline __m256 lanes_in(int32_t base, int32_t js, int32_t je) {
+    const __m256i pos = _mm256_add_epi32(_mm256_set1_epi32(base), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    const __m256i lo = _mm256_cmpgt_epi32(_mm256_set1_epi32(js), pos);       // pos < js
+    const __m256i hi = _mm256_cmpgt_epi32(pos, _mm256_set1_epi32(je - 1));   // pos >= je
     return _mm256_castsi256_ps(_mm256_xor_si256(_mm256_or_si256(lo, hi), _mm256_set1_epi32(-1)));
 }
+
+// out[g][c .. c + 8*NV) = out * alpha[g] + sum_{j in [js, je)} p[g][j] * v_j, G queries at once.
+template <int G, int NV>
+inline void accumulate_pv(float* const* out, const float* vtile, int32_t hd, int32_t c, const float (*p)[kTile],
+                          const float* alpha, int32_t js, int32_t je) {
+    __m256 acc[G][NV];
+    #pragma GCC unroll 8
+    for (int g = 0; g < G; ++g) {
+        const __m256 a = _mm256_broadcast_ss(alpha + g);
+        #pragma GCC unroll 2
+        for (int u = 0; u < NV; ++u) acc[g][u] = _mm256_mul_ps(_mm256_loadu_ps(out[g] + c + 8 * u), a);
+    }
+    for (int32_t j = js; j < je; ++j) {
+        const float* vr = vtile + size_t(j) * size_t(hd) + c;
+        __m256 vv[NV];
+        #pragma GCC unroll 2
+        for (int u = 0; u < NV; ++u) vv[u] = _mm256_loadu_ps(vr + 8 * u);
+        #pragma GCC unroll 8
+        for (int g = 0; g < G; ++g) {
+            const __m256 pj = _mm256_broadcast_ss(&p[g][j]);
+            #pragma GCC unroll 2
+            for (int u = 0; u < NV; ++u) acc[g][u] = _mm256_fmadd_ps(pj, vv[u], acc[g][u]);
+        }
+    }
+    #pragma GCC unroll 8
+    for (int g = 0; g < G; ++g) {
+        #pragma GCC unroll 2
+        for (int u = 0; u < NV; ++u) _mm256_storeu_ps(out[g] + c + 8 * u, acc[g][u]);
+    }
+}
+
+// One tile for G queries (indices idx) that all see positions [js, je) of it.
+template <int G>
+void tile_group(const AttnQueries& qs, const int32_t* idx, int32_t hd, const float* ktile, const float* vtile, float scale,
+                int32_t js, int32_t je, float* m, float* l) {
+    const float* q[G];
+    float* out[G];
+    #pragma GCC unroll 8
+    for (int g = 0; g < G; ++g) {
+        q[g] = qs.q[idx[g]];
+        out[g] = qs.out[idx[g]];
+    }
+    // scores, three queries at a time (12 accumulators)
+    alignas(32) float sc[G][kTile];
+    #pragma GCC unroll 2
+    for (int g = 0; g + 3 <= G; g += 3) scores16<3>(q + g, ktile, hd, sc + g);
+    if (G % 3 == 2) scores16<2>(q + G - 2, ktile, hd, sc + G - 2);
+    if (G % 3 == 1) scores16<1>(q + G - 1, ktile, hd, sc + G - 1);
+    const __m256 vscale = _mm256_set1_ps(scale);
+    const bool partial = js > 0 || je < kTile;
+    const __m256 in0 = lanes_in(0, js, je), in1 = lanes_in(8, js, je);
+    const __m256 neg_inf = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+    alignas(32) float p[G][kTile];
+    alignas(32) float alpha[G];
+    float psum[G];
+    #pragma GCC unroll 8
+    for (int g = 0; g < G; ++g) {
+        __m256 a = _mm256_mul_ps(_mm256_load_ps(sc[g]), vscale), b = _mm256_mul_ps(_mm256_load_ps(sc[g] + 8), vscale);
+        if (partial) {  // (on a full tile the masks are all ones: the same values either way)
+            a = _mm256_blendv_ps(neg_inf, a, in0);
+            b = _mm256_blendv_ps(neg_inf, b, in1);
+        }
+        const int32_t qi = idx[g];
+        const float m_new = std::max(m[qi], hmax(_mm256_max_ps(a, b)));
+        alpha[g] = m_new == m[qi] ? 1.0f : std::exp(m[qi] - m_new);  // 0 on the first tile (m = -inf); exp(0) = 1
+        m[qi] = m_new;
+        const __m256 vm = _mm256_set1_ps(m_new);
+        __m256 p0 = exp_ps(_mm256_sub_ps(a, vm)), p1 = exp_ps(_mm256_sub_ps(b, vm));
+        if (partial) {
+            p0 = _mm256_and_ps(p0, in0);
+            p1 = _mm256_and_ps(p1, in1);
+        }
+        _mm256_store_ps(p[g], p0);
+        _mm256_store_ps(p[g] + 8, p1);
+        psum[g] = hsum(_mm256_add_ps(p0, p1));
+    }
+    #pragma GCC unroll 8
+    for (int g = 0; g < G; ++g) l[idx[g]] = l[idx[g]] * alpha[g] + psum[g];
+    int32_t c = 0;
+    for (; c + 16 <= hd; c += 16) accumulate_pv<G, 2>(out, vtile, hd, c, p, alpha, js, je);
+    if (c < hd) accumulate_pv<G, 1>(out, vtile, hd, c, p, alpha, js, je);
+}
+
+using TileGroupFn = void (*)(const AttnQueries&, const int32_t*, int32_t, const float*, const float*, float, int32_t, int32_t,
+                             float*, float*);
+constexpr TileGroupFn kTileGroup[kGroup + 1] = {nullptr,       tile_group<1>, tile_group<2>, tile_group<3>,
+                                               tile_group<4>, tile_group<5>, tile_group<6>};  // by group size
 
 }  // namespace
 
@@ -120,31 +228,26 @@ void attend_batch(const AttnQueries& qs, int32_t hd, const PagedRows& k, const P
         l[i] = 0.0f;
         std::memset(qs.out[i], 0, sizeof(float) * size_t(hd));
     }
-    const __m256 vscale = _mm256_set1_ps(scale), neg_inf = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
-    alignas(32) float p[kTile];
     for (int32_t j0 = lo / kTile * kTile; j0 <= hi; j0 += kTile) {
         const int32_t count = std::min(kTile, hi - j0 + 1);
-        load_tile(k, j0, count, hd, ktile);
-        load_tile(v, j0, count, hd, vtile);
-        for (int32_t i = 0; i < qs.n; ++i) {
-            const int32_t first = qs.first[i], last = qs.last[i];
-            if (last < j0 || first > j0 + kTile - 1) continue;
-            const __m256 in0 = in_range(j0, first, last), in1 = in_range(j0 + 8, first, last);
-            const __m256 s0 = _mm256_blendv_ps(neg_inf, _mm256_mul_ps(scores8(qs.q[i], ktile, hd), vscale), in0);
-            const __m256 s1 = _mm256_blendv_ps(neg_inf, _mm256_mul_ps(scores8(qs.q[i], ktile + 8 * size_t(hd), hd), vscale), in1);
-            const float m_new = std::max(m[i], hmax(_mm256_max_ps(s0, s1)));
-            const float alpha = std::exp(m[i] - m_new);  // 0 on the first tile (m = -inf)
-            const __m256 vm = _mm256_set1_ps(m_new);
-            const __m256 p0 = _mm256_and_ps(exp_ps(_mm256_sub_ps(s0, vm)), in0);
-            const __m256 p1 = _mm256_and_ps(exp_ps(_mm256_sub_ps(s1, vm)), in1);
-            l[i] = l[i] * alpha + hsum(_mm256_add_ps(p0, p1));
-            m[i] = m_new;
-            _mm256_store_ps(p, p0);
-            _mm256_store_ps(p + 8, p1);
-            float* out = qs.out[i];
-            const __m256 va = _mm256_set1_ps(alpha);
-            for (int32_t d = 0; d < hd; d += 64)  // 8 registers of the output at a time
-                kAccumulate[std::min(64, hd - d) / 8](out + d, vtile + d, hd, p, count, va);
+        load_rows(k, j0, count, hd, ktile);
+        load_rows(v, j0, count, hd, vtile);
+        // runs of up to kGroup queries (in batch order) that see the same positions of the tile
+        int32_t idx[kGroup], n_idx = 0, js = 0, je = 0;
+        for (int32_t i = 0; i <= qs.n; ++i) {
+            int32_t s = 0, e = 0;
+            if (i < qs.n) {
+                s = std::max(qs.first[i] - j0, 0);
+                e = std::min(qs.last[i] - j0 + 1, kTile);
+            }
+            const bool meets = s < e;
+            if (n_idx > 0 && (!meets || s != js || e != je || n_idx == kGroup)) {
+                kTileGroup[n_idx](qs, idx, hd, ktile, vtile, scale, js, je, m, l);
+                n_idx = 0;
+            }
+            if (!meets) continue;
+            if (n_idx == 0) js = s, je = e;
+            idx[n_idx++] = i;
         }
     }
     for (int32_t i = 0; i < qs.n; ++i) {

@@ -1,6 +1,6 @@
 // vec.h — the vector kernels of the forward pass: dot products and scaled adds over float32
 // and fp16 data (activations, KV cache rows). Scalar references in vec_ref.cpp are the
-// specification; vec_avx2.cpp is checked against them and float64 numpy. The
+// specification; vec_avx2.cpp and vec_neon.cpp are checked against them and float64 numpy. The
 // dispatch table (quants/dispatch.h) picks one set per instruction set.
 //
 // The reductions use a fixed order for a given n (never one that depends on threads or batch
@@ -35,5 +35,14 @@ void axpy_f16(float* y, const uint16_t* x, float a, int64_t n);
 void silu_mul(float* gate, const float* up, int64_t n);
 void gelu_tanh_mul(float* gate, const float* up, int64_t n);
 }  // namespace avx2
+
+namespace neon {  // vec_neon.cpp (AArch64 only)
+float dot_f32(const float* a, const float* b, int64_t n);
+float dot_f16(const uint16_t* a, const float* b, int64_t n);
+void axpy_f32(float* y, const float* x, float a, int64_t n);
+void axpy_f16(float* y, const uint16_t* x, float a, int64_t n);
+void silu_mul(float* gate, const float* up, int64_t n);
+void gelu_tanh_mul(float* gate, const float* up, int64_t n);
+}  // namespace neon
 
 }  // namespace ember

@@ -108,9 +108,40 @@ static KernelTable neon_table() {
     t.isa = Isa::NEON;
 #ifdef EMBER_HAVE_NEON_FILE
     using G = GGMLType;
-    set(t, G::F16, neon::dequantize_row_f16, nullptr);
+    set(t, G::F16, neon::dequantize_row_f16, neon::quantize_row_f16);
+    set(t, G::BF16, neon::dequantize_row_bf16, nullptr);
     set(t, G::Q4_0, neon::dequantize_row_q4_0, nullptr);
     set(t, G::Q8_0, neon::dequantize_row_q8_0, nullptr);
+    t.dot_f32 = neon::dot_f32;
+    t.dot_f16 = neon::dot_f16;
+    t.axpy_f32 = neon::axpy_f32;
+    t.axpy_f16 = neon::axpy_f16;
+    t.silu_mul = neon::silu_mul;
+    t.gelu_tanh_mul = neon::gelu_tanh_mul;
+    t.quantize_act[size_t(ActFormat::A8)] = neon::quantize_row_a8;
+    t.quantize_act[size_t(ActFormat::Q8K)] = neon::quantize_row_q8k_act;
+    // Integer tiles: SDOT where the CPU has it, else widening multiplies (same bits either way).
+    // packed_tile / float_tile stay empty: NEON reads the file layout. attend_batch stays the
+    // reference's loop over attend(), which runs on this table's dot and axpy kernels.
+    if (cpu_features().dotprod) {
+        t.dot_tile[uint32_t(G::Q4_0)] = neon::dotprod::dot_tile_q4_0;
+        t.dot_tile[uint32_t(G::Q4_1)] = neon::dotprod::dot_tile_q4_1;
+        t.dot_tile[uint32_t(G::Q5_0)] = neon::dotprod::dot_tile_q5_0;
+        t.dot_tile[uint32_t(G::Q5_1)] = neon::dotprod::dot_tile_q5_1;
+        t.dot_tile[uint32_t(G::Q8_0)] = neon::dotprod::dot_tile_q8_0;
+        t.dot_tile[uint32_t(G::Q4_K)] = neon::dotprod::dot_tile_q4_K;
+        t.dot_tile[uint32_t(G::Q5_K)] = neon::dotprod::dot_tile_q5_K;
+        t.dot_tile[uint32_t(G::Q6_K)] = neon::dotprod::dot_tile_q6_K;
+    } else {
+        t.dot_tile[uint32_t(G::Q4_0)] = neon::dot_tile_q4_0;
+        t.dot_tile[uint32_t(G::Q4_1)] = neon::dot_tile_q4_1;
+        t.dot_tile[uint32_t(G::Q5_0)] = neon::dot_tile_q5_0;
+        t.dot_tile[uint32_t(G::Q5_1)] = neon::dot_tile_q5_1;
+        t.dot_tile[uint32_t(G::Q8_0)] = neon::dot_tile_q8_0;
+        t.dot_tile[uint32_t(G::Q4_K)] = neon::dot_tile_q4_K;
+        t.dot_tile[uint32_t(G::Q5_K)] = neon::dot_tile_q5_K;
+        t.dot_tile[uint32_t(G::Q6_K)] = neon::dot_tile_q6_K;
+    }
 #endif
     return t;
 }

@@ -1,4 +1,6 @@
-// neon.cpp — AArch64 Advanced SIMD dequantizers; bit-identical to ref.cpp (no fused multiply-add).
+// neon.cpp — AArch64 Advanced SIMD row dequantizers and the fp16 quantizer; bit-identical to ref.cpp
+// (no fused multiply-add; FCVTL / FCVTN convert exactly / round to nearest even, with subnormals
+// and overflow to infinity, as fp16.h does; only a NaN may come out with another NaN's payload).
 #include <arm_neon.h>
 
 #include "quants/blocks.h"
@@ -13,6 +15,20 @@ void dequantize_row_f16(const void* x, float* y, int64_t n) {
     int64_t i = 0;
     for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p + i))));
     if (i < n) ref::dequantize_row_f16(p + i, y + i, n - i);
+}
+
+void dequantize_row_bf16(const void* x, float* y, int64_t n) {
+    const uint16_t* p = static_cast<const uint16_t*>(x);
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p + i), 16)));
+    if (i < n) ref::dequantize_row_bf16(p + i, y + i, n - i);
+}
+
+void quantize_row_f16(const float* x, void* y, int64_t n) {
+    uint16_t* p = static_cast<uint16_t*>(y);
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) vst1_u16(p + i, vreinterpret_u16_f16(vcvt_f16_f32(vld1q_f32(x + i))));
+    if (i < n) ref::quantize_row_f16(x + i, p + i, n - i);
 }
 
 static inline void store_scaled(int8x16_t v, float32x4_t d, float* y) {

@@ -42,11 +42,40 @@ const Geometry* geometry(GGMLType t) {
     }
 }
 
+// Q5_0/Q5_1 fifth bits. ggml's word has bit i for value i; a packed register of nibbles c
+// (c = 0..3) holds values 4c + j (low nibbles) and 16 + 4c + j (high) in byte j of a row's lane.
+// The packed word puts both of byte j's bits in byte j: bit c for value 4c + j, bit 4 + c for
+// value 16 + 4c + j, so one shift and one mask move a whole register's fifth bits into place.
+uint32_t qh_to_packed(uint32_t qh) {
+    uint32_t out = 0;
+    for (int j = 0; j < 4; ++j)
+        for (int c = 0; c < 4; ++c) {
+            out |= ((qh >> (4 * c + j)) & 1u) << (8 * j + c);
+            out |= ((qh >> (16 + 4 * c + j)) & 1u) << (8 * j + 4 + c);
+        }
+    return out;
+}
+
+uint32_t qh_from_packed(uint32_t w) {
+    uint32_t qh = 0;
+    for (int j = 0; j < 4; ++j)
+        for (int c = 0; c < 4; ++c) {
+            qh |= ((w >> (8 * j + c)) & 1u) << (4 * c + j);
+            qh |= ((w >> (8 * j + 4 + c)) & 1u) << (16 + 4 * c + j);
+        }
+    return qh;
+}
+
 // The ggml block of row r (0..7) of a packed block.
 void unpack_block(const Geometry& g, const uint8_t* p, int r, uint8_t* blk) {
     std::memcpy(blk + g.d_off, p + 2 * r, 2);
     if (g.m_off >= 0) std::memcpy(blk + g.m_off, p + g.p_m + 2 * r, 2);
-    if (g.qh_off >= 0) std::memcpy(blk + g.qh_off, p + g.p_qh + 4 * r, 4);
+    if (g.qh_off >= 0) {
+        uint32_t qh;
+        std::memcpy(&qh, p + g.p_qh + 4 * r, 4);
+        qh = qh_from_packed(qh);
+        std::memcpy(blk + g.qh_off, &qh, 4);
+    }
     for (int c = 0; c < g.qs_len / 4; ++c) std::memcpy(blk + g.qs_off + 4 * c, p + g.p_qs + 32 * c + 4 * r, 4);
 }
 
@@ -167,7 +196,12 @@ void pack_rows(GGMLType t, const uint8_t* src, uint64_t row_bytes, int64_t n_row
                 const uint8_t* blk = src + uint64_t(gi * kPackRows + r) * row_bytes + b * g->src_bytes;
                 std::memcpy(p + 2 * r, blk + g->d_off, 2);
                 if (g->m_off >= 0) std::memcpy(p + g->p_m + 2 * r, blk + g->m_off, 2);
-                if (g->qh_off >= 0) std::memcpy(p + g->p_qh + 4 * r, blk + g->qh_off, 4);
+                if (g->qh_off >= 0) {
+                    uint32_t qh;
+                    std::memcpy(&qh, blk + g->qh_off, 4);
+                    qh = qh_to_packed(qh);
+                    std::memcpy(p + g->p_qh + 4 * r, &qh, 4);
+                }
                 for (int c = 0; c < g->qs_len / 4; ++c) std::memcpy(p + g->p_qs + 32 * c + 4 * r, blk + g->qs_off + 4 * c, 4);
             }
         }

@@ -13,8 +13,8 @@
 // Formats (per block of 8 rows x 32 values):
 //   Q4_0: d[8] fp16, qs[128]                        144 bytes
 //   Q4_1: d[8], m[8] fp16, qs[128]                  160
-//   Q5_0: d[8] fp16, qh[8] u32, qs[128]             176
-//   Q5_1: d[8], m[8] fp16, qh[8] u32, qs[128]       192
+//   Q5_0: d[8] fp16, qh[8] u32 (bits reordered), qs[128]  176
+//   Q5_1: d[8], m[8] fp16, qh[8] u32 (reordered), qs[128]  192
 //   Q8_0: d[8] fp16, qs[256]                        272
 // and per 8 rows x 256 values (activations in Q8K blocks; block ranges in multiples of 8):
 //   Q4_K: d[8], dmin[8] fp16, 6-bit scales and mins unpacked to bytes, qs[1024]   1184 (file: 1152)

@@ -29,19 +29,15 @@ inline __m256i bcast32(const uint8_t* p) {
     return _mm256_set1_epi32(v);
 }
 
-// 0x10 in byte j of lane r where bit (base + j) of row r's 32-bit word is set, j = 0..3:
-// replicate the word's byte base/8 over the lane, then test one bit per byte.
-inline __m256i fifth_bits(__m256i qh, int base) {
-    const int byte = base / 8, shift = base % 8;
-    const __m256i pick = _mm256_setr_epi8(
-        char(byte), char(byte), char(byte), char(byte), char(4 + byte), char(4 + byte), char(4 + byte), char(4 + byte),
-        char(8 + byte), char(8 + byte), char(8 + byte), char(8 + byte), char(12 + byte), char(12 + byte), char(12 + byte),
-        char(12 + byte), char(byte), char(byte), char(byte), char(byte), char(4 + byte), char(4 + byte), char(4 + byte),
-        char(4 + byte), char(8 + byte), char(8 + byte), char(8 + byte), char(8 + byte), char(12 + byte), char(12 + byte),
-        char(12 + byte), char(12 + byte));
-    const __m256i bit = _mm256_set1_epi32(int32_t(0x08040201u << shift));
-    const __m256i rep = _mm256_shuffle_epi8(qh, pick);
-    return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(rep, bit), bit), _mm256_set1_epi8(0x10));
+// 0x10 in byte j of lane r where row r's fifth bit for register c's low (high) nibble j is set:
+// the packer stored it as bit c (4 + c) of byte j (packed.cpp), so one 16-bit shift brings it to
+// bit 4; bits shifted in from the neighbouring byte land outside the mask.
+template <int C, bool High>
+inline __m256i fifth_bits(__m256i qh) {
+    const __m256i bit4 = _mm256_set1_epi8(0x10);
+    if constexpr (!High) return _mm256_and_si256(_mm256_slli_epi16(qh, 4 - C), bit4);
+    else if constexpr (C == 0) return _mm256_and_si256(qh, bit4);
+    else return _mm256_and_si256(_mm256_srli_epi16(qh, C), bit4);
 }
 
 // The per-type part: the 8 rows' scales and minimums of a block, and each token's integer sums.
@@ -119,12 +115,16 @@ __attribute__((always_inline)) inline void block_sums(const uint8_t* p, const ui
     } else {  // five-bit values: four products of at most 31 x 127 per lane fit in int16
         const __m256i qh = load256(p + P::kQh);
         __m256i w[8];
-        #pragma GCC unroll 8
-        for (int c = 0; c < 4; ++c) {
-            const __m256i v = load256(p + P::kQs + 32 * c);
-            w[2 * c] = _mm256_or_si256(_mm256_and_si256(v, low4), fifth_bits(qh, 4 * c));
-            w[2 * c + 1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), low4), fifth_bits(qh, 16 + 4 * c));
-        }
+        const auto unpack = [&](auto c) {
+            constexpr int J = decltype(c)::value;
+            const __m256i v = load256(p + P::kQs + 32 * J);
+            w[2 * J] = _mm256_or_si256(_mm256_and_si256(v, low4), fifth_bits<J, false>(qh));
+            w[2 * J + 1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), low4), fifth_bits<J, true>(qh));
+        };
+        unpack(std::integral_constant<int, 0>{});
+        unpack(std::integral_constant<int, 1>{});
+        unpack(std::integral_constant<int, 2>{});
+        unpack(std::integral_constant<int, 3>{});
         #pragma GCC unroll 8
         for (int t = 0; t < C; ++t) {
             __m256i s0 = _mm256_maddubs_epi16(w[0], bcast32(a[t]));
@@ -140,6 +140,16 @@ __attribute__((always_inline)) inline void block_sums(const uint8_t* p, const ui
     }
 }
 
+// A single token's tile streams the weights once and does little arithmetic per byte: the
+// hardware prefetcher alone leaves it waiting on memory (measured ~10% slower decode), so each
+// block asks for the bytes 2 KiB ahead.
+constexpr int kPrefetchAhead = 2048;
+template <int Bytes>
+inline void prefetch_ahead(const uint8_t* p) {
+    #pragma GCC unroll 40
+    for (int off = 0; off < Bytes; off += 64) _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchAhead + off), _MM_HINT_T0);
+}
+
 template <class P>
 struct Tile {
     template <int C>
@@ -152,6 +162,7 @@ struct Tile {
         for (int t = 0; t < C; ++t) acc[t] = accumulate ? _mm256_loadu_ps(out + t * ldo) : _mm256_setzero_ps();
         for (int64_t b = b0; b < b0 + nb; ++b) {
             const uint8_t* p = group + b * P::kBytes;
+            if constexpr (C == 1) prefetch_ahead<P::kBytes>(p);
             const uint8_t* ab[C];
             #pragma GCC unroll 8
             for (int t = 0; t < C; ++t) ab[t] = a + t * as + b * sizeof(block_a8);
@@ -271,6 +282,7 @@ struct TileK {
         for (int t = 0; t < C; ++t) acc[t] = accumulate ? _mm256_loadu_ps(out + t * ldo) : _mm256_setzero_ps();
         for (int64_t sb = b0 / 8; sb < (b0 + nb) / 8; ++sb) {
             const uint8_t* p = group + sb * P::kBytes;
+            if constexpr (C == 1) prefetch_ahead<P::kBytes>(p);
             const block_q8_K* x[C];
 #pragma GCC unroll 4
             for (int t = 0; t < C; ++t) x[t] = reinterpret_cast<const block_q8_K*>(a + t * as) + sb;

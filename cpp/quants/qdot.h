@@ -70,4 +70,30 @@ void dot_tile_q5_K(int64_t, const uint8_t*, uint64_t, int, const uint8_t*, uint6
 void dot_tile_q6_K(int64_t, const uint8_t*, uint64_t, int, const uint8_t*, uint64_t, int, float*, int64_t);
 }  // namespace avx2
 
+// AArch64 (qdot_neon.cpp): plain ARMv8-A quantizers and tiles; neon::dotprod
+// (qdot_neon_dotprod.cpp): the tiles with SDOT, for CPUs with the dot-product extension. Both
+// give the scalar reference's bits.
+namespace neon {
+void quantize_row_a8(const float* x, void* y, int64_t n);
+void quantize_row_q8k_act(const float* x, void* y, int64_t n);
+void dot_tile_q4_0(int64_t, const uint8_t*, uint64_t, int, const uint8_t*, uint64_t, int, float*, int64_t);
+void dot_tile_q4_1(int64_t, const uint8_t*, uint64_t, int, const uint8_t*, uint64_t, int, float*, int64_t);
+void dot_tile_q5_0(int64_t, const uint8_t*, uint64_t, int, const uint8_t*, uint64_t, int, float*, int64_t);
+void dot_tile_q5_1(int64_t, const uint8_t*, uint64_t, int, const uint8_t*, uint64_t, int, float*, int64_t);
+void dot_tile_q8_0(int64_t, const uint8_t*, uint64_t, int, const uint8_t*, uint64_t, int, float*, int64_t);
+void dot_tile_q4_K(int64_t, const uint8_t*, uint64_t, int, const uint8_t*, uint64_t, int, float*, int64_t);
+void dot_tile_q5_K(int64_t, const uint8_t*, uint64_t, int, const uint8_t*, uint64_t, int, float*, int64_t);
+void dot_tile_q6_K(int64_t, const uint8_t*, uint64_t, int, const uint8_t*, uint64_t, int, float*, int64_t);
+namespace dotprod {
+void dot_tile_q4_0(int64_t, const uint8_t*, uint64_t, int, const uint8_t*, uint64_t, int, float*, int64_t);
+void dot_tile_q4_1(int64_t, const uint8_t*, uint64_t, int, const uint8_t*, uint64_t, int, float*, int64_t);
+void dot_tile_q5_0(int64_t, const uint8_t*, uint64_t, int, const uint8_t*, uint64_t, int, float*, int64_t);
+void dot_tile_q5_1(int64_t, const uint8_t*, uint64_t, int, const uint8_t*, uint64_t, int, float*, int64_t);
+void dot_tile_q8_0(int64_t, const uint8_t*, uint64_t, int, const uint8_t*, uint64_t, int, float*, int64_t);
+void dot_tile_q4_K(int64_t, const uint8_t*, uint64_t, int, const uint8_t*, uint64_t, int, float*, int64_t);
+void dot_tile_q5_K(int64_t, const uint8_t*, uint64_t, int, const uint8_t*, uint64_t, int, float*, int64_t);
+void dot_tile_q6_K(int64_t, const uint8_t*, uint64_t, int, const uint8_t*, uint64_t, int, float*, int64_t);
+}  // namespace dotprod
+}  // namespace neon
+
 }  // namespace ember

@@ -15,6 +15,8 @@ void quantize_row_f16(const float* x, void* y, int64_t n);
 
 namespace ember::neon {
 void dequantize_row_f16(const void* x, float* y, int64_t n);
+void dequantize_row_bf16(const void* x, float* y, int64_t n);
 void dequantize_row_q4_0(const void* x, float* y, int64_t n);
 void dequantize_row_q8_0(const void* x, float* y, int64_t n);
+void quantize_row_f16(const float* x, void* y, int64_t n);
 }  // namespace ember::neon
