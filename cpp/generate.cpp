@@ -16,6 +16,8 @@ const char* finish_reason_name(FinishReason r) {
     switch (r) {
         case FinishReason::Stop: return "stop";
         case FinishReason::Length: return "length";
+        case FinishReason::Error: return "error";
+        case FinishReason::Cancelled: return "cancelled";
         default: return "";
     }
 }
@@ -36,11 +38,7 @@ Generation::Generation(Context& ctx, std::vector<int32_t> prompt, const Generate
       prompt_(checked_prompt(ctx, std::move(prompt))),
       params_(params),
       sampler_(params.sampling, ctx.n_vocab()),
-      decoder_(ctx.model().tokenizer(), params.skip_special, /*continuation=*/true) {
-    for (const std::string& s : params_.stop) {
-        if (s.empty()) fail<ArgumentError>("stop strings must not be empty");
-        max_stop_len_ = std::max(max_stop_len_, s.size());
-    }
+      text_(ctx.model().tokenizer(), params.stop, params.skip_special) {
     if (params_.max_tokens > 0) tokens_.reserve(size_t(params_.max_tokens));
     logits_.resize(size_t(ctx.n_vocab()));
 }
@@ -102,24 +100,18 @@ void Generation::step() {
     tokens_.push_back(id);
     ++stats_.n_generated;
     if (!params_.ignore_eos && tok.is_eog(id)) {
-        pending_ += decoder_.flush();
+        text_.flush();
         finish(FinishReason::Stop);
         return;
     }
     sampler_.accept(id);
-    pending_ += decoder_.push(id);
-    if (max_stop_len_ > 0) {
-        size_t at = std::string::npos;
-        for (const std::string& s : params_.stop) at = std::min(at, pending_.find(s));
-        if (at != std::string::npos) {
-            pending_.resize(at);
-            finish(FinishReason::Stop);
-            return;
-        }
+    if (text_.push(id)) {
+        finish(FinishReason::Stop);
+        return;
     }
     const int32_t len = ctx_.kv().seq_len(seq_);
     if ((params_.max_tokens >= 0 && stats_.n_generated >= params_.max_tokens) || len >= ctx_.n_ctx()) {
-        pending_ += decoder_.flush();
+        text_.flush();
         finish(FinishReason::Length);
         return;
     }
@@ -128,35 +120,17 @@ void Generation::step() {
     evaluate();
 }
 
-// The longest suffix of `text` that is a proper prefix of a stop string must wait: the next
-// token may complete the stop string.
-std::string Generation::take_ready(bool final_piece) {
-    size_t hold = 0;
-    if (!final_piece) {
-        for (const std::string& s : params_.stop)
-            for (size_t n = std::min(s.size() - 1, pending_.size()); n > hold; --n)
-                if (pending_.compare(pending_.size() - n, n, s, 0, n) == 0) {
-                    hold = n;
-                    break;
-                }
-    }
-    std::string ready = pending_.substr(0, pending_.size() - hold);
-    pending_.erase(0, pending_.size() - hold);
-    emitted_ += ready;
-    return ready;
-}
-
 std::string Generation::next() {
-    if (done()) return take_ready(true);
+    if (done()) return text_.take_ready(true);
     if (!prefilled_) {
         prefill();
-        if (done()) return take_ready(true);
+        if (done()) return text_.take_ready(true);
     }
     const auto t1 = Clock::now();
     std::string ready;
     while (!done() && ready.empty()) {
         step();
-        ready = take_ready(done());
+        ready = text_.take_ready(done());
     }
     stats_.generate_seconds += seconds_since(t1);
     return ready;

@@ -15,6 +15,7 @@
 #include "batch.h"
 #include "context.h"
 #include "sampler.h"
+#include "text_stream.h"
 #include "tokenizer/tokenizer.h"
 
 namespace ember {
@@ -27,8 +28,10 @@ struct GenerateParams {
     bool skip_special = true;         // leave control tokens out of the text
 };
 
-enum class FinishReason { None, Stop, Length };
-const char* finish_reason_name(FinishReason r);  // "", "stop", "length"
+// Error and Cancelled end only scheduled requests (cpp/scheduler.h): a request that can never
+// fit in the KV pool, or one its caller cancelled.
+enum class FinishReason { None, Stop, Length, Error, Cancelled };
+const char* finish_reason_name(FinishReason r);  // "", "stop", "length", "error", "cancelled"
 
 struct GenerationStats {
     int32_t n_prompt = 0;         // prompt tokens evaluated
@@ -60,7 +63,7 @@ public:
     FinishReason finish_reason() const { return finish_; }
     const std::vector<int32_t>& prompt() const { return prompt_; }
     const std::vector<int32_t>& tokens() const { return tokens_; }  // sampled ids (EOS included)
-    const std::string& text() const { return emitted_; }            // everything next() returned
+    const std::string& text() const { return text_.emitted(); }     // everything next() returned
     const GenerationStats& stats() const { return stats_; }
     int32_t seq_id() const { return seq_; }
 
@@ -70,14 +73,13 @@ private:
     void prefill();
     void evaluate();                  // decode batch_ and keep its logits
     void step();                      // sample one token, decode it, feed it back
-    std::string take_ready(bool final_piece);
     void finish(FinishReason r);
 
     Context& ctx_;
     std::vector<int32_t> prompt_;
     GenerateParams params_;
     Sampler sampler_;
-    StreamDecoder decoder_;
+    TextStream text_;
     Batch batch_;
     int32_t seq_ = -1;
     bool owns_seq_ = true;
@@ -88,9 +90,6 @@ private:
     bool prefilled_ = false;
     FinishReason finish_ = FinishReason::None;
     std::vector<int32_t> tokens_;
-    std::string pending_;             // decoded, not yet emitted (may start a stop string)
-    std::string emitted_;
-    size_t max_stop_len_ = 0;
     GenerationStats stats_;
 };
 

@@ -78,6 +78,41 @@ int32_t KVCache::seq_fork(int32_t src) {
     return id;
 }
 
+int32_t KVCache::seq_new_from_blocks(const std::vector<int32_t>& blocks) {
+    for (int32_t b : blocks)
+        if (b < 0 || b >= p_.n_blocks || refcount_[size_t(b)] <= 0)
+            fail<ArgumentError>("seq_new_from_blocks: block ", b, " is not in use");
+    if (int64_t(blocks.size()) * p_.block_size > INT32_MAX) fail<ArgumentError>("seq_new_from_blocks: too many blocks");
+    const int32_t id = seq_new();
+    Seq& d = seqs_[size_t(id)];
+    d.blocks = blocks;
+    for (int32_t b : d.blocks) ++refcount_[size_t(b)];
+    d.len = int32_t(blocks.size()) * p_.block_size;
+    return id;
+}
+
+void KVCache::seq_share_block(int32_t id, int32_t i, int32_t block) {
+    Seq& s = seq(id);
+    if (i < 0 || int64_t(i + 1) * p_.block_size > s.len)
+        fail<ArgumentError>("seq_share_block: block ", i, " of sequence ", id, " (", s.len, " tokens) is not full");
+    if (block < 0 || block >= p_.n_blocks || refcount_[size_t(block)] <= 0)
+        fail<ArgumentError>("seq_share_block: block ", block, " is not in use");
+    if (s.blocks[size_t(i)] == block) return;
+    ++refcount_[size_t(block)];
+    release_block(s.blocks[size_t(i)]);
+    s.blocks[size_t(i)] = block;
+}
+
+void KVCache::block_retain(int32_t b) {
+    if (b < 0 || b >= p_.n_blocks || refcount_[size_t(b)] <= 0) fail<ArgumentError>("block_retain: block ", b, " is not in use");
+    ++refcount_[size_t(b)];
+}
+
+void KVCache::block_release(int32_t b) {
+    if (b < 0 || b >= p_.n_blocks || refcount_[size_t(b)] <= 0) fail<ArgumentError>("block_release: block ", b, " is not in use");
+    release_block(b);
+}
+
 void KVCache::seq_free(int32_t id) {
     Seq& s = seq(id);
     for (int32_t b : s.blocks) release_block(b);

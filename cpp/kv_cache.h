@@ -45,6 +45,14 @@ public:
     int32_t seq_new();
     // A new sequence holding src's tokens, sharing its blocks.
     int32_t seq_fork(int32_t src);
+    // A new sequence made of these blocks, all full, in order (a cached prefix of
+    // blocks.size() x block_size tokens): each gains a reference. Throws ArgumentError for a
+    // block that is not in use, CapacityError when no slot is free.
+    int32_t seq_new_from_blocks(const std::vector<int32_t>& blocks);
+    // Put `block` (in use, holding the same tokens) at index i of seq's table in place of the
+    // block there, which must be full; the old block loses a reference, the new one gains one.
+    // Two sequences that computed the same prefix end up sharing one copy of it.
+    void seq_share_block(int32_t seq, int32_t i, int32_t block);
     // Drop the sequence and release its blocks.
     void seq_free(int32_t seq);
     // Keep only the first n tokens (blocks past them are released).
@@ -77,6 +85,10 @@ public:
     int32_t n_blocks_free() const { return int32_t(free_.size()); }
     int32_t n_blocks_used() const { return p_.n_blocks - n_blocks_free(); }
     int32_t block_refcount(int32_t block) const;
+    // References held outside any sequence (the prefix cache's): retain needs a block in use;
+    // the release that drops a block's count to zero returns it to the pool.
+    void block_retain(int32_t block);
+    void block_release(int32_t block);
 
 private:
     struct Seq {

@@ -28,7 +28,7 @@ export PYTHONPATH="$PWD/$pkg"
 (cd tests && LD_PRELOAD="$preload" python -m pytest -q -p no:cacheprovider \
     test_gguf.py test_quants.py test_gguf_fuzz.py test_quantize_tool.py test_tokenizer_api.py)
 (cd tests && LD_PRELOAD="$preload" python -m pytest -q -p no:cacheprovider -m "not slow" \
-    test_ops.py test_sampler.py test_kv_cache.py test_model_errors.py \
+    test_ops.py test_sampler.py test_kv_cache.py test_scheduler.py test_model_errors.py \
     test_model_parity.py::test_tiny_models_logits_and_greedy test_generate.py::test_context_limit \
     test_generate.py::test_logits_shape_and_consistency test_generate.py::test_bad_arguments)
 # main (the sanitized binary): flag parsing and error paths

@@ -243,3 +243,48 @@ def test_generation_continues_a_cached_prefix(tiny_path):
     with pytest.raises(ValueError, match="holds 41 tokens"):
         m._engine.generate(prompt, *args, seq=s, n_cached=17)
     m.free_sequence(s)
+
+
+def test_sequences_from_cached_blocks(tiny_path):
+    """What the prefix cache builds on: a sequence made of another's full blocks continues to the
+    same bits; references held outside sequences keep blocks alive; a block computed twice can be
+    shared so one copy goes back to the pool."""
+    m = ember.Model(tiny_path, n_ctx=64, n_seq_max=3, kv_block_size=16, verbose=False)
+    e = m._engine
+    ids = m.tokenize(SAMPLE_TEXT)[:40]
+    a = m.new_sequence()
+    want = prefill(m, a, ids)
+    full = e.seq_blocks(a)[:2]
+    b = e.seq_new_from_blocks(full)
+    assert m.sequence_length(b) == 32 and [e.block_refcount(x) for x in full] == [2, 2]
+    np.testing.assert_array_equal(prefill(m, b, ids[32:], 32), want)
+    assert e.seq_blocks(b)[:2] == full and blocks_used(m) == 4  # a's 3 + b's own third
+    e.block_retain(full[0])      # an outside reference, as the cache holds
+    m.free_sequence(a)
+    m.free_sequence(b)
+    assert blocks_used(m) == 1 and e.block_refcount(full[0]) == 1
+    c = e.seq_new_from_blocks(full[:1])
+    np.testing.assert_array_equal(prefill(m, c, ids[16:], 16), want)
+    m.free_sequence(c)
+    e.block_release(full[0])
+    assert blocks_used(m) == 0
+    for bad in (lambda: e.seq_new_from_blocks([full[0]]), lambda: e.block_retain(full[0]),
+                lambda: e.block_release(full[0]), lambda: e.block_release(10 ** 6)):
+        with pytest.raises(ValueError, match="not in use"):
+            bad()
+    assert m.kv_usage()["sequences"] == 0
+
+    # two sequences that computed the same 32 tokens: b takes a's blocks, its own copies go back
+    a, b = m.new_sequence(), m.new_sequence()
+    prefill(m, a, ids[:33])
+    prefill(m, b, ids[:35])
+    assert blocks_used(m) == 6
+    for i in range(2):
+        e.seq_share_block(b, i, e.seq_blocks(a)[i])
+    assert blocks_used(m) == 4 and e.seq_blocks(b)[:2] == e.seq_blocks(a)[:2]
+    np.testing.assert_array_equal(prefill(m, b, ids[35:], 35), want)
+    with pytest.raises(ValueError, match="not full"):
+        e.seq_share_block(b, 2, e.seq_blocks(a)[2])
+    m.free_sequence(a)
+    m.free_sequence(b)
+    assert blocks_used(m) == 0

@@ -447,5 +447,6 @@ PYBIND11_MODULE(_core, m) {
     m.def("isa_supported", [](const std::string& name) { return isa_supported(isa_from_name(name)); });
     bind_sampler(m);
     bind_engine(m);
+    bind_scheduler(m);
     bind_ops(m);
 }

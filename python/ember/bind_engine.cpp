@@ -129,6 +129,7 @@ public:
     }
 
     const Model& model() const { return *st_->model; }
+    ModelHandle handle() const { return ModelHandle{st_->model, st_->ctx->params()}; }
     Context& ctx() { return *st_->ctx; }
     std::shared_ptr<EngineState> state() const { return st_; }
 
@@ -209,6 +210,12 @@ public:
     int32_t seq_len(int32_t s) { return locked(*st_, [&] { return ctx().kv().seq_len(s); }); }
     std::vector<int32_t> seq_blocks(int32_t s) { return locked(*st_, [&] { return ctx().kv().seq_blocks(s); }); }
     int32_t block_refcount(int32_t b) { return locked(*st_, [&] { return ctx().kv().block_refcount(b); }); }
+    int32_t seq_new_from_blocks(const std::vector<int32_t>& blocks) {
+        return locked(*st_, [&] { return ctx().kv().seq_new_from_blocks(blocks); });
+    }
+    void seq_share_block(int32_t s, int32_t i, int32_t b) { locked(*st_, [&] { ctx().kv().seq_share_block(s, i, b); }); }
+    void block_retain(int32_t b) { locked(*st_, [&] { ctx().kv().block_retain(b); }); }
+    void block_release(int32_t b) { locked(*st_, [&] { ctx().kv().block_release(b); }); }
     py::dict kv_usage() {
         int32_t used = 0, free = 0, active = 0;
         locked(*st_, [&] {
@@ -234,6 +241,8 @@ private:
 }  // namespace
 
 void bind_engine(py::module_& m) {
+    py::class_<ModelHandle>(m, "ModelHandle");  // opaque: passed from Engine.handle() to Scheduler
+
     py::class_<PyGeneration>(m, "Generation")
         .def("next", &PyGeneration::next)
         .def_property_readonly("done", &PyGeneration::done)
@@ -247,6 +256,7 @@ void bind_engine(py::module_& m) {
              py::arg("path"), py::arg("n_ctx") = 4096, py::arg("n_threads") = 0, py::arg("kv_type") = "f16",
              py::arg("n_seq_max") = 1, py::arg("n_batch") = 512, py::arg("kv_block_size") = 16, py::arg("n_kv_blocks") = 0)
         .def("info", &PyEngine::info)
+        .def("handle", &PyEngine::handle)
         .def_property_readonly("chat_template", [](const PyEngine& e) { return e.model().chat_template(); })
         .def_property_readonly("bos_id", [](const PyEngine& e) { return e.model().tokenizer().vocab().bos_id; })
         .def_property_readonly("eos_id", [](const PyEngine& e) { return e.model().tokenizer().vocab().eos_id; })
@@ -268,6 +278,10 @@ void bind_engine(py::module_& m) {
         .def("seq_len", &PyEngine::seq_len, py::arg("seq"))
         .def("seq_blocks", &PyEngine::seq_blocks, py::arg("seq"))
         .def("block_refcount", &PyEngine::block_refcount, py::arg("block"))
+        .def("seq_new_from_blocks", &PyEngine::seq_new_from_blocks, py::arg("blocks"))
+        .def("seq_share_block", &PyEngine::seq_share_block, py::arg("seq"), py::arg("index"), py::arg("block"))
+        .def("block_retain", &PyEngine::block_retain, py::arg("block"))
+        .def("block_release", &PyEngine::block_release, py::arg("block"))
         .def("kv_usage", &PyEngine::kv_usage)
         .def("perplexity", &PyEngine::perplexity, py::arg("tokens"), py::arg("n_ctx"), py::arg("add_bos"),
              py::arg("n_chunks") = -1)

@@ -3,8 +3,9 @@
 Subcommands: info (summarize a GGUF file), convert (Hugging Face folder -> GGUF), quantize,
 run (the C++ `ember-main` program with llama.cpp's flags), chat (a REPL over Model.chat with the
 model's Jinja template), perplexity (llama.cpp's measurement), bench (llama-bench-style speed,
-optionally side by side with llama.cpp) and pull (fetch a known model).
-run, chat, perplexity and bench use the default model (ember.models.DEFAULT_MODEL) when no -m is given.
+optionally side by side with llama.cpp), serve (the OpenAI-compatible HTTP server, ember.server)
+and pull (fetch a known model).
+run, chat, perplexity, bench and serve use the default model (ember.models.DEFAULT_MODEL) when no -m is given.
 """
 
 from __future__ import annotations
@@ -235,6 +236,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- serve ---------------------------------------------------------------------------------------
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from .server import serve
+    except ImportError as e:  # starlette/uvicorn are the [server] extra
+        raise OSError(f"ember serve needs the server extra: pip install 'ember[server]' ({e})") from None
+    api_key = args.api_key or os.environ.get("EMBER_API_KEY") or None
+    serve(_model_path(args.model), host=args.host, port=args.port, parallel=args.parallel, max_queue=args.max_queue,
+          api_key=api_key, n_ctx=args.ctx_size, n_threads=args.threads, token_budget=args.batch_size,
+          kv_blocks=args.kv_blocks, model_id=args.alias)
+    return 0
+
+
 # -- pull ----------------------------------------------------------------------------------------
 def cmd_pull(args: argparse.Namespace) -> int:
     print(models.fetch(args.name))  # progress (downloads) goes to stderr
@@ -298,6 +312,24 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--vs-llama-cpp", action="store_true", help="run llama.cpp (llama-cpp-python) on the same file too")
     b.add_argument("--json", action="store_true", help="print the results as JSON")
     b.set_defaults(func=cmd_bench)
+    srv = sub.add_parser("serve", help="an OpenAI-compatible HTTP server (continuous batching)")
+    srv.add_argument("-m", "--model", help=f"GGUF model (default: fetch '{models.DEFAULT_MODEL}')")
+    srv.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    srv.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
+    srv.add_argument("-np", "--parallel", type=int, default=8, metavar="N",
+                     help="requests generated at once (default: 8)")
+    srv.add_argument("--max-queue", type=int, default=128, metavar="N",
+                     help="requests that may wait beyond those; more get HTTP 429 (default: 128)")
+    srv.add_argument("--api-key", metavar="KEY", help="require 'Authorization: Bearer KEY' (or set EMBER_API_KEY)")
+    srv.add_argument("-c", "--ctx-size", type=int, default=4096, metavar="N",
+                     help="context of each request, prompt and completion (default: 4096)")
+    srv.add_argument("-t", "--threads", type=int, default=None, metavar="N", help="threads (default: one per CPU)")
+    srv.add_argument("-b", "--batch-size", type=int, default=512, metavar="N",
+                     help="tokens per engine step: decodes first, then prompt chunks (default: 512)")
+    srv.add_argument("--kv-blocks", type=int, default=None, metavar="N",
+                     help="KV cache blocks of 16 tokens shared by all requests (default: the engine's)")
+    srv.add_argument("--alias", metavar="NAME", help="the model's id in the API (default: the file name)")
+    srv.set_defaults(func=cmd_serve)
     pull = sub.add_parser("pull", help="fetch a known model into the cache and print its path")
     pull.add_argument("name", nargs="?", default=models.DEFAULT_MODEL,
                       help=f"one of {', '.join(models.MODELS)} (default: {models.DEFAULT_MODEL})")

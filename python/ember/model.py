@@ -14,12 +14,14 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from . import _core, chat as _chat
+from .errors import CapacityError
 
 __all__ = ["Model", "Completion", "Usage", "Timings"]
 
@@ -70,6 +72,32 @@ def _check_float(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
         raise TypeError(f"{name} must be a number, got {type(value).__name__}")
     return float(value)
+
+
+def _check_max_tokens(max_tokens: Optional[int]) -> int:
+    return -1 if max_tokens is None else _check_int("max_tokens", max_tokens, 0)
+
+
+def _check_seed(seed: Optional[int]) -> int:
+    """A seed for the core (None: a fresh random one)."""
+    if seed is None:
+        return secrets.randbits(63)
+    seed = _check_int("seed", seed)
+    if not 0 <= seed < 2**64:
+        raise ValueError(f"seed must be in [0, 2**64), got {seed}")
+    return seed
+
+
+def _check_stop(stop: Union[None, str, Sequence[str]]) -> List[str]:
+    if stop is None:
+        return []
+    if isinstance(stop, str):
+        return [stop]
+    stops = list(stop)
+    for s in stops:
+        if not isinstance(s, str):
+            raise TypeError(f"stop must be a str or a list of str, got an element of type {type(s).__name__}")
+    return stops
 
 
 class Model:
@@ -211,25 +239,9 @@ class Model:
                min_p: float, repeat_penalty: float, repeat_last_n: int, presence_penalty: float,
                frequency_penalty: float, seed: Optional[int], stop: Union[None, str, Sequence[str]],
                ignore_eos: bool):
-        if max_tokens is None:
-            max_tokens = -1
-        else:
-            max_tokens = _check_int("max_tokens", max_tokens, 0)
-        if seed is None:
-            seed = secrets.randbits(63)
-        else:
-            seed = _check_int("seed", seed)
-            if not 0 <= seed < 2**64:
-                raise ValueError(f"seed must be in [0, 2**64), got {seed}")
-        if stop is None:
-            stops: List[str] = []
-        elif isinstance(stop, str):
-            stops = [stop]
-        else:
-            stops = list(stop)
-            for s in stops:
-                if not isinstance(s, str):
-                    raise TypeError(f"stop must be a str or a list of str, got an element of type {type(s).__name__}")
+        max_tokens = _check_max_tokens(max_tokens)
+        seed = _check_seed(seed)
+        stops = _check_stop(stop)
         gen = self._engine.generate(
             prompt_ids, max_tokens, _check_float("temperature", temperature), _check_int("top_k", top_k),
             _check_float("top_p", top_p), _check_float("min_p", min_p), _check_float("repeat_penalty", repeat_penalty),
@@ -269,6 +281,60 @@ class Model:
         ids = self._prompt_ids(prompt)
         gen, _ = self._start(ids, max_tokens, **self._sampling(sampling))
         return self._pieces(gen)
+
+    def generate_batch(self, prompts: Sequence[Prompt], max_tokens: Optional[int] = 256, *, max_running: int = 8,
+                       token_budget: Optional[int] = None, **sampling: Any) -> List[Completion]:
+        """Complete every prompt at once through an ember.Engine (continuous batching); the
+        Completions come back in the prompts' order. Sampling arguments as complete(). seed: one
+        int for every request (identical prompts then give identical completions), a list of one
+        per prompt, or None (a fresh seed each). Each completion equals what complete() gives
+        with the same seed. Timings count from submission (queueing included)."""
+        from .engine import Engine  # engine imports this module
+
+        if isinstance(prompts, (str, bytes)) or not hasattr(prompts, "__iter__"):
+            raise TypeError("prompts must be a sequence of prompts (texts or lists of token ids)")
+        ids = [self._prompt_ids(p) for p in prompts]
+        kw = self._sampling(sampling)
+        seed = kw.pop("seed")
+        if isinstance(seed, (list, tuple)):
+            if len(seed) != len(ids):
+                raise ValueError(f"seed: {len(seed)} seeds for {len(ids)} prompts")
+            seeds = [_check_seed(s) for s in seed]
+        elif seed is None:
+            seeds = [_check_seed(None) for _ in ids]
+        else:
+            seeds = [_check_seed(seed)] * len(ids)
+        if not ids:
+            return []
+        eng = Engine(self, max_running=min(_check_int("max_running", max_running, 1), len(ids)),
+                     token_budget=self.info["n_batch"] if token_budget is None else token_budget)
+        t0 = time.perf_counter()
+        rids = [eng.submit(p, max_tokens, seed=s, **kw) for p, s in zip(ids, seeds)]
+        index = {rid: i for i, rid in enumerate(rids)}
+        texts: List[List[str]] = [[] for _ in ids]
+        tokens: List[List[int]] = [[] for _ in ids]
+        first = [0.0] * len(ids)
+        done: List[Optional[Tuple[str, int, int, float]]] = [None] * len(ids)
+        while eng.has_work():
+            for ev in eng.step():
+                i = index[ev.id]
+                if ev.token_ids and not tokens[i]:
+                    first[i] = time.perf_counter()
+                texts[i].append(ev.text)
+                tokens[i] += ev.token_ids
+                if ev.finished:
+                    if ev.finish_reason == "error":
+                        raise CapacityError(f"prompt {i}: {ev.error}")
+                    done[i] = (ev.finish_reason, ev.n_prompt, ev.n_generated, time.perf_counter())
+        out = []
+        for i, d in enumerate(done):
+            assert d is not None, "the engine ran out of work before every request finished"
+            reason, n_prompt, n_gen, t_end = d
+            t_first = first[i] or t_end
+            out.append(Completion(text="".join(texts[i]), token_ids=tokens[i], finish_reason=reason,
+                                  usage=Usage(n_prompt, n_gen), timings=Timings(t_first - t0, t_end - t_first),
+                                  prompt_token_ids=ids[i], seed=seeds[i]))
+        return out
 
     @staticmethod
     def _pieces(gen) -> Iterator[str]:
