@@ -37,7 +37,33 @@ def test_info_on_bad_files_is_one_line_and_exit_1(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("ember info: error: GGUF file") and "bad.gguf" in err and "\n" not in err
     assert cli.main(["info", str(tmp_path / "missing.gguf")]) == 1
-    assert "missing.gguf" in capsys.readouterr().err
+    err = capsys.readouterr().err.strip()
+    assert err == f"ember info: error: cannot open '{tmp_path / 'missing.gguf'}': No such file or directory"
+
+
+def test_missing_file_error_keeps_oserror_fields(tmp_path):
+    import errno
+
+    from ember import GGUFFile
+    with pytest.raises(FileNotFoundError) as ei:
+        GGUFFile(str(tmp_path / "missing.gguf"))
+    assert ei.value.errno == errno.ENOENT and str(ei.value).startswith("cannot open ")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["-m", "{missing}"], "cannot open"),
+    (["-m", "{bad}"], "not a GGUF file"),
+    (["-m", "{bad}", "--port", "abc"], "invalid int value"),
+])
+def test_serve_bad_arguments_are_one_line_and_exit_nonzero(tmp_path, argv, message):
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"not a gguf file at all")
+    argv = [a.format(missing=tmp_path / "missing.gguf", bad=bad) for a in argv]
+    r = subprocess.run([sys.executable, "-m", "ember", "serve", "--port", "1", *argv], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode != 0
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("ember serve: error: ") and message in last, r.stderr
 
 
 def test_console_script(smollm2_path):

@@ -22,7 +22,7 @@ Threads: ``step()`` belongs to one thread (it releases the GIL while it computes
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 from . import _core
 from .model import Model, Prompt, _check_float, _check_int, _check_max_tokens, _check_seed, _check_stop
@@ -127,12 +127,3 @@ class Engine:
 
     def __repr__(self) -> str:
         return f"Engine({self.model!r}, max_running={self.max_running}, n_ctx={self.n_ctx})"
-
-
-def collect(events: Sequence[EngineEvent]) -> Dict[int, Tuple[str, List[int], Optional[str]]]:
-    """Per request id: (text, token ids, finish reason) gathered from a sequence of events."""
-    out: Dict[int, Tuple[str, List[int], Optional[str]]] = {}
-    for ev in events:
-        text, ids, _ = out.get(ev.id, ("", [], None))
-        out[ev.id] = (text + ev.text, ids + ev.token_ids, ev.finish_reason)
-    return out
