@@ -29,6 +29,7 @@ KVCacheParams kv_cache_params(const HParams& hp, const ContextParams& p) {
     kp.n_layer = hp.n_layer;
     kp.k_dim = hp.k_dim();
     kp.v_dim = hp.v_dim();
+    kp.n_head = hp.n_head_kv;
     kp.block_size = p.kv_block_size;
     kp.n_seq_max = p.n_seq_max;
     kp.type = p.kv_type;

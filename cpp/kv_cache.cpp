@@ -11,16 +11,18 @@ namespace ember {
 KVCache::KVCache(const KVCacheParams& p) : p_(p) {
     if (p.type != GGMLType::F16 && p.type != GGMLType::F32)
         fail<ArgumentError>("KV cache type must be f16 or f32, got ", type_traits(p.type).name);
-    if (p.n_layer <= 0 || p.k_dim <= 0 || p.v_dim <= 0) fail<ArgumentError>("KV cache: bad geometry");
+    if (p.n_layer <= 0 || p.k_dim <= 0 || p.v_dim <= 0 || p.n_head <= 0 || p.k_dim % p.n_head != 0 ||
+        p.v_dim % p.n_head != 0)
+        fail<ArgumentError>("KV cache: bad geometry");
     if (p.block_size <= 0 || p.block_size > 4096) fail<ArgumentError>("KV cache block size must be in [1, 4096], got ", p.block_size);
     if (p.n_blocks <= 0) fail<ArgumentError>("KV cache needs at least one block, got ", p.n_blocks);
     if (p.n_seq_max <= 0) fail<ArgumentError>("n_seq_max must be positive, got ", p.n_seq_max);
     const uint64_t elem = p.type == GGMLType::F16 ? 2 : 4;
-    // Rows padded to 8 bytes keep every row aligned for the SIMD loads.
-    k_row_bytes_ = (uint64_t(p.k_dim) * elem + 7) / 8 * 8;
-    v_row_bytes_ = (uint64_t(p.v_dim) * elem + 7) / 8 * 8;
-    k_block_bytes_ = k_row_bytes_ * uint64_t(p.block_size);
-    v_block_bytes_ = v_row_bytes_ * uint64_t(p.block_size);
+    // Head rows padded to 8 bytes keep every row aligned for the SIMD loads.
+    k_row_bytes_ = (uint64_t(p.k_dim / p.n_head) * elem + 7) / 8 * 8;
+    v_row_bytes_ = (uint64_t(p.v_dim / p.n_head) * elem + 7) / 8 * 8;
+    k_block_bytes_ = k_row_bytes_ * uint64_t(p.block_size) * uint64_t(p.n_head);
+    v_block_bytes_ = v_row_bytes_ * uint64_t(p.block_size) * uint64_t(p.n_head);
     uint64_t total = 0;
     if (mul_overflows(k_block_bytes_, uint64_t(p.n_blocks), &v_offset_) ||
         mul_overflows(k_block_bytes_ + v_block_bytes_, uint64_t(p.n_blocks), &layer_stride_) ||

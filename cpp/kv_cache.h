@@ -8,8 +8,10 @@
 // block copies it (copy-on-write), so the two sequences diverge without disturbing each other.
 // Freeing a sequence returns every block whose count drops to zero.
 //
-// Memory layout: for each layer, one array of n_blocks blocks of keys and one of values;
-// a block is block_size rows of k_dim (v_dim) elements.
+// Memory layout: for each layer, one array of n_blocks blocks of keys and one of values; a block
+// is, for each of the n_head heads in turn, block_size rows of k_dim / n_head (v_dim / n_head)
+// elements. Head-major: attention reads one head's rows of a block, which then lie together
+// (a short run the hardware prefetcher follows) instead of a slice of every long token row.
 #pragma once
 
 #include <cstdint>
@@ -25,6 +27,7 @@ struct KVCacheParams {
     int32_t n_layer = 0;
     int32_t k_dim = 0;        // elements per key row (n_head_kv * head_dim)
     int32_t v_dim = 0;
+    int32_t n_head = 1;       // KV heads: k_dim and v_dim split evenly into head rows
     int32_t block_size = 16;  // tokens per block
     int32_t n_blocks = 0;
     int32_t n_seq_max = 1;    // sequence slots (ids 0 .. n_seq_max-1)
@@ -37,8 +40,11 @@ public:
 
     const KVCacheParams& params() const { return p_; }
     uint64_t bytes() const { return pool_bytes_; }
+    // Bytes from one row of a head to the next within a block, and from head h's rows to h+1's.
     uint64_t k_row_bytes() const { return k_row_bytes_; }
     uint64_t v_row_bytes() const { return v_row_bytes_; }
+    uint64_t k_head_stride() const { return k_row_bytes_ * uint64_t(p_.block_size); }
+    uint64_t v_head_stride() const { return v_row_bytes_ * uint64_t(p_.block_size); }
 
     // --- sequences -------------------------------------------------------------------------
     // A new empty sequence; throws CapacityError when all n_seq_max slots are in use.
@@ -72,10 +78,12 @@ public:
     // Mark n more rows as stored (after the forward pass wrote them).
     void commit(int32_t seq, int32_t n);
 
-    // Row pointers for position pos of seq in a layer (pos must be reserved).
+    // Head 0's row for position pos of seq in a layer (pos must be reserved); head h's is
+    // h * k_head_stride() (v_head_stride()) bytes on.
     uint8_t* k_row(int32_t layer, int32_t seq, int32_t pos);
     uint8_t* v_row(int32_t layer, int32_t seq, int32_t pos);
-    // Start of a layer's key (value) block array; block b starts b * block_stride bytes later.
+    // Start of a layer's key (value) block array; block b starts b * block_stride bytes later,
+    // head h of it h * head_stride bytes after that.
     const uint8_t* k_layer(int32_t layer) const { return base() + uint64_t(layer) * layer_stride_; }
     const uint8_t* v_layer(int32_t layer) const { return base() + uint64_t(layer) * layer_stride_ + v_offset_; }
     uint64_t k_block_stride() const { return k_block_bytes_; }

@@ -162,14 +162,17 @@ struct Pass {
                 rope_apply(qt, hp.n_head, hd, rp.n_dims, hp.traits->rope_style, cs);
                 rope_apply(kt, hp.n_head_kv, hd, rp.n_dims, hp.traits->rope_style, cs);
                 const int32_t s = batch.seq[size_t(begin + t)], pos = batch.pos[size_t(begin + t)];
-                store_row(kt, kv.k_row(il, s, pos), kd);
-                store_row(v + t * vd, kv.v_row(il, s, pos), vd);
+                uint8_t* krow = kv.k_row(il, s, pos);
+                uint8_t* vrow = kv.v_row(il, s, pos);
+                for (int32_t h = 0; h < hp.n_head_kv; ++h) {  // the cache keeps each head's rows together
+                    store_row(kt + h * hd, krow + uint64_t(h) * kv.k_head_stride(), hd);
+                    store_row(v + t * vd + h * hp.head_dim_v, vrow + uint64_t(h) * kv.v_head_stride(), hp.head_dim_v);
+                }
             }
         });
 
         // attention: each work item is a run of one sequence's tokens against one KV head
         const bool f16 = kv.params().type == GGMLType::F16;
-        const uint64_t elem = f16 ? 2 : 4;
         pool.parallel_tasks(int64_t(buf.attn_tasks.size()), [&](int64_t ti, int thread) {
             const ForwardBuffers::AttnTask& task = buf.attn_tasks[size_t(ti)];
             const size_t base = size_t(thread) * buf.attn_max_queries;
@@ -188,10 +191,10 @@ struct Pass {
                 }
             }
             const std::vector<int32_t>& blocks = kv.seq_blocks(batch.seq[size_t(begin + task.token)]);
-            const PagedRows kr{kv.k_layer(il) + uint64_t(task.kv_head) * hd * elem, kv.k_block_stride(), kv.k_row_bytes(),
-                               kv.params().block_size, blocks.data(), f16};
-            const PagedRows vr{kv.v_layer(il) + uint64_t(task.kv_head) * hd * elem, kv.v_block_stride(), kv.v_row_bytes(),
-                               kv.params().block_size, blocks.data(), f16};
+            const PagedRows kr{kv.k_layer(il) + uint64_t(task.kv_head) * kv.k_head_stride(), kv.k_block_stride(),
+                               kv.k_row_bytes(), kv.params().block_size, blocks.data(), f16};
+            const PagedRows vr{kv.v_layer(il) + uint64_t(task.kv_head) * kv.v_head_stride(), kv.v_block_stride(),
+                               kv.v_row_bytes(), kv.params().block_size, blocks.data(), f16};
             const AttnQueries queries{qp, op, first, last, n};
             k.attend_batch(queries, hd, kr, vr, hp.attn_scale, buf.attn_scratch.data() + size_t(thread) * buf.attn_scratch_floats, k);
         });

@@ -59,13 +59,17 @@ inline __m256 load8(const uint8_t* src, bool f16, int32_t i) {
 
 // Rows j0 .. j0+15 of a KV head as f32, row-major [16][hd] (rows past `count` zeroed).
 void load_rows(const PagedRows& rows, int32_t j0, int32_t count, int32_t hd, float* dst) {
+    // j0 is a multiple of kTile: with blocks of a multiple of kTile rows the tile lies in one
+    // block, found once (PagedRows::row divides by a run-time block size: it showed in profiles)
+    const bool one_block = rows.block_size % kTile == 0;
+    const uint8_t* first = rows.row(j0);
     for (int32_t j = 0; j < kTile; ++j) {
         float* d = dst + size_t(j) * size_t(hd);
         if (j >= count) {
             std::memset(d, 0, sizeof(float) * size_t(hd));
             continue;
         }
-        const uint8_t* src = rows.row(j0 + j);
+        const uint8_t* src = one_block ? first + uint64_t(j) * rows.row_stride : rows.row(j0 + j);
         if (rows.f16) {
             for (int32_t i = 0; i < hd; i += 8) _mm256_storeu_ps(d + i, load8(src, true, i));
         } else {

@@ -6,6 +6,7 @@
 #include "common.h"
 #include "quants/packed.h"
 #include "quants/packed_float.h"
+#include "quants/panel.h"
 #include "threadpool.h"
 
 namespace ember {
@@ -77,6 +78,7 @@ static void integer_rows(const MatmulOut& o, int64_t r0, int64_t r1, const uint8
 // With more tokens than one tile, a group's row is taken kPackSlice blocks at a time (its slice
 // of weights stays in L1 while the token block's tiles pass), the outputs accumulating in y.
 static constexpr int64_t kPackTokenBlock = 32, kPackSlice = 16;
+static_assert(kPackSlice <= kPanelMaxBlocks, "a slice must fit a panel");
 
 static void packed_rows(const MatmulOut& o, int64_t g0, int64_t g1, const uint8_t* act, uint64_t act_stride,
                         int64_t n_tokens, const KernelTable& k) {
@@ -85,19 +87,27 @@ static void packed_rows(const MatmulOut& o, int64_t g0, int64_t g1, const uint8_
     const int64_t nb = w.ne0 / 32;
     const uint64_t group_bytes = uint64_t(nb) * packed_block_bytes(w.type);
     const int64_t slice = n_tokens > kPackCols ? kPackSlice : nb;
+    const PanelDecodeFn decode = k.panel_decode[uint32_t(w.type)];
+    const PanelTileFn panel_tile = k.panel_tile[uint32_t(w.type)];
+    alignas(64) uint8_t panel[kPanelBytes];
     float partial[kPackTokenBlock * kPackRows];  // the last group of a matrix whose rows are not a multiple of 8
     for (int64_t t0 = 0; t0 < n_tokens; t0 += kPackTokenBlock) {
         const int64_t t1 = std::min(n_tokens, t0 + kPackTokenBlock);
+        // a slice that passes enough tiles is decoded once (the same bits either way)
+        const bool use_panel = decode && t1 - t0 >= k.panel_min_tokens[uint32_t(w.type)];
         for (int64_t g = g0; g < g1; ++g) {
             const uint8_t* group = w.packed + uint64_t(g) * group_bytes;
             const int64_t r = g * kPackRows, nr = std::min<int64_t>(kPackRows, w.n_rows - r);
             for (int64_t b0 = 0; b0 < nb; b0 += slice) {
                 const int64_t nbs = std::min(slice, nb - b0);
+                if (use_panel) decode(b0, nbs, group, panel);
                 for (int64_t t = t0; t < t1; t += kPackCols) {
                     const int nt = int(std::min<int64_t>(kPackCols, t1 - t));
                     const uint8_t* a = act + uint64_t(t) * act_stride;
-                    if (nr == kPackRows) tile(b0, nbs, group, a, act_stride, nt, o.y + t * o.ldy + r, o.ldy, b0 > 0);
-                    else tile(b0, nbs, group, a, act_stride, nt, partial + (t - t0) * kPackRows, kPackRows, b0 > 0);
+                    float* out = nr == kPackRows ? o.y + t * o.ldy + r : partial + (t - t0) * kPackRows;
+                    const int64_t ldo = nr == kPackRows ? o.ldy : kPackRows;
+                    if (use_panel) panel_tile(b0, nbs, panel, a, act_stride, nt, out, ldo, b0 > 0);
+                    else tile(b0, nbs, group, a, act_stride, nt, out, ldo, b0 > 0);
                 }
             }
             if (nr < kPackRows)

@@ -13,6 +13,7 @@
 #include "ops/vec.h"
 #include "quants/packed.h"
 #include "quants/packed_float.h"
+#include "quants/panel.h"
 #include "quants/qdot.h"
 #include "quants/types.h"
 
@@ -39,6 +40,10 @@ struct KernelTable {
     // Tiles over weights repacked at load (quants/packed.h); nullptr: this ISA reads the file's
     // layout. The scalar table has none: packing only pays with SIMD.
     PackedTileFn packed_tile[kMaxTypeId] = {};
+    // Batches decode a slice of packed weights once (quants/panel.h); nullptr: the packed tile.
+    PanelDecodeFn panel_decode[kMaxTypeId] = {};
+    PanelTileFn panel_tile[kMaxTypeId] = {};
+    int32_t panel_min_tokens[kMaxTypeId] = {};  // the token blocks a panel pays for
     FloatTileFn float_tile[kMaxTypeId] = {};  // F16 / F32 weights repacked (quants/packed_float.h)
     AttendBatchFn attend_batch = nullptr;  // ops/attention.h
 };

@@ -15,57 +15,14 @@
 
 #include "quants/blocks.h"
 #include "quants/packed.h"
+#include "quants/packed_avx2.h"
 #include "quants/qdot.h"
 
 namespace ember::avx2 {
 
 namespace {
 
-inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
-inline __m256 load_f16x8(const uint8_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
-inline __m256i bcast32(const uint8_t* p) {
-    int32_t v;
-    std::memcpy(&v, p, 4);
-    return _mm256_set1_epi32(v);
-}
-
-// 0x10 in byte j of lane r where row r's fifth bit for register c's low (high) nibble j is set:
-// the packer stored it as bit c (4 + c) of byte j (packed.cpp), so one 16-bit shift brings it to
-// bit 4; bits shifted in from the neighbouring byte land outside the mask.
-template <int C, bool High>
-inline __m256i fifth_bits(__m256i qh) {
-    const __m256i bit4 = _mm256_set1_epi8(0x10);
-    if constexpr (!High) return _mm256_and_si256(_mm256_slli_epi16(qh, 4 - C), bit4);
-    else if constexpr (C == 0) return _mm256_and_si256(qh, bit4);
-    else return _mm256_and_si256(_mm256_srli_epi16(qh, C), bit4);
-}
-
-// The per-type part: the 8 rows' scales and minimums of a block, and each token's integer sums.
-struct P4_0 {
-    static constexpr int kBytes = 144, kQs = 16;
-    static constexpr bool kMin = true;
-    static __m256 mins(const uint8_t*, __m256 d) { return _mm256_mul_ps(d, _mm256_set1_ps(-8.0f)); }
-};
-struct P4_1 {
-    static constexpr int kBytes = 160, kQs = 32;
-    static constexpr bool kMin = true;
-    static __m256 mins(const uint8_t* p, __m256) { return load_f16x8(p + 16); }
-};
-struct P5_0 {
-    static constexpr int kBytes = 176, kQs = 48, kQh = 16;
-    static constexpr bool kMin = true;
-    static __m256 mins(const uint8_t*, __m256 d) { return _mm256_mul_ps(d, _mm256_set1_ps(-16.0f)); }
-};
-struct P5_1 {
-    static constexpr int kBytes = 192, kQs = 64, kQh = 32;
-    static constexpr bool kMin = true;
-    static __m256 mins(const uint8_t* p, __m256) { return load_f16x8(p + 16); }
-};
-struct P8_0 {
-    static constexpr int kBytes = 272, kQs = 16;
-    static constexpr bool kMin = false;
-    static __m256 mins(const uint8_t*, __m256) { return _mm256_setzero_ps(); }
-};
+using namespace packed_detail;
 
 // Integer sums of one packed block for C tokens (a[t]: the token's 32 int8 values).
 template <class P, int C>
@@ -73,24 +30,24 @@ __attribute__((always_inline)) inline void block_sums(const uint8_t* p, const ui
     const __m256i low4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
     if constexpr (std::is_same<P, P8_0>::value) {
         // eight-bit values (sign trick: |w| x sign(a, w)); a product pair may reach 2 x 128 x 127,
-        // so each maddubs widens to int32 at once. Half a block's weights at a time stay in registers.
+        // so each maddubs widens to int32 at once. A quarter of a block's weights at a time stays
+        // in registers (half a block left too few for 4 tokens' sums: spills, measured).
         #pragma GCC unroll 8
         for (int t = 0; t < C; ++t) isum[t] = _mm256_setzero_si256();
         #pragma GCC unroll 8
-        for (int h = 0; h < 2; ++h) {
-            __m256i v[4], av[4];
+        for (int h = 0; h < 4; ++h) {
+            const __m256i v0 = load256(p + P::kQs + 64 * h), v1 = load256(p + P::kQs + 64 * h + 32);
+            const __m256i av0 = _mm256_sign_epi8(v0, v0), av1 = _mm256_sign_epi8(v1, v1);
             #pragma GCC unroll 8
-            for (int c = 0; c < 4; ++c) {
-                v[c] = load256(p + P::kQs + 32 * (4 * h + c));
-                av[c] = _mm256_sign_epi8(v[c], v[c]);
+            for (int t = 0; t < C; ++t) {
+                const __m256i sx0 = _mm256_sign_epi8(bcast32(a[t] + 8 * h), v0);
+                const __m256i sx1 = _mm256_sign_epi8(bcast32(a[t] + 8 * h + 4), v1);
+                isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(_mm256_maddubs_epi16(av0, sx0), ones));
+                isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(_mm256_maddubs_epi16(av1, sx1), ones));
+                // keep the sum in its register here: left free, GCC reorders the whole unrolled
+                // block into 32 products parked on the stack before any add (measured)
+                __asm__("" : "+x"(isum[t]));
             }
-            #pragma GCC unroll 8
-            for (int t = 0; t < C; ++t)
-                #pragma GCC unroll 8
-                for (int c = 0; c < 4; ++c) {
-                    const __m256i sx = _mm256_sign_epi8(bcast32(a[t] + 4 * (4 * h + c)), v[c]);
-                    isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(_mm256_maddubs_epi16(av[c], sx), ones));
-                }
         }
     } else if constexpr (std::is_same<P, P4_0>::value || std::is_same<P, P4_1>::value) {
         // four-bit values: unpack the block's 8 x 32 bytes once, then each token in turn (eight
@@ -158,8 +115,7 @@ struct Tile {
         // One accumulator per token: the block's scaled sum, then its minimum term (a fixed
         // order, so any number of tokens gives the same bits).
         __m256 acc[C];
-        #pragma GCC unroll 8
-        for (int t = 0; t < C; ++t) acc[t] = accumulate ? _mm256_loadu_ps(out + t * ldo) : _mm256_setzero_ps();
+        load_acc<C>(acc, out, ldo, accumulate);
         for (int64_t b = b0; b < b0 + nb; ++b) {
             const uint8_t* p = group + b * P::kBytes;
             if constexpr (C == 1) prefetch_ahead<P::kBytes>(p);
@@ -173,17 +129,9 @@ struct Tile {
             block_sums<P, C>(p, qs, isum);
             const __m256 d = load_f16x8(p);
             const __m256 m = P::mins(p, d);
-            #pragma GCC unroll 8
-            for (int t = 0; t < C; ++t) {
-                float da, sa;
-                std::memcpy(&da, ab[t], 4);
-                std::memcpy(&sa, ab[t] + 4, 4);
-                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_mul_ps(d, _mm256_set1_ps(da)), acc[t]);
-                if constexpr (P::kMin) acc[t] = _mm256_fmadd_ps(m, _mm256_set1_ps(sa), acc[t]);
-            }
+            scale_block<C, P::kMin>(ab, isum, d, m, acc);
         }
-        #pragma GCC unroll 8
-        for (int t = 0; t < C; ++t) _mm256_storeu_ps(out + t * ldo, acc[t]);
+        store_acc<C>(acc, out, ldo);
     }
 };
 
@@ -191,11 +139,6 @@ struct Tile {
 // ------------------------------------------------------------- K-quants (8 rows x 256 values)
 // Tokens go in pairs (the pair shares each loaded register of weights); each token's operations
 // are the same in a pair or alone.
-inline __m256i load_u8x8_epi32(const uint8_t* p) { return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))); }
-inline __m256i load_i8x8_epi32(const uint8_t* p) { return _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))); }
-// Both 16-bit halves of each lane = the lane's (small) value: the multiplier madd wants.
-inline __m256i pair16(__m256i x) { return _mm256_or_si256(_mm256_and_si256(x, _mm256_set1_epi32(0xFFFF)), _mm256_slli_epi32(x, 16)); }
-
 struct PK4 {
     static constexpr int kBytes = 1184;
     template <int N>
@@ -278,8 +221,7 @@ struct TileK {
     static void run(int64_t b0, int64_t nb, const uint8_t* group, const uint8_t* a, uint64_t as, float* out, int64_t ldo,
                     bool accumulate) {
         __m256 acc[C];
-#pragma GCC unroll 4
-        for (int t = 0; t < C; ++t) acc[t] = accumulate ? _mm256_loadu_ps(out + t * ldo) : _mm256_setzero_ps();
+        load_acc<C>(acc, out, ldo, accumulate);
         for (int64_t sb = b0 / 8; sb < (b0 + nb) / 8; ++sb) {
             const uint8_t* p = group + sb * P::kBytes;
             if constexpr (C == 1) prefetch_ahead<P::kBytes>(p);
@@ -290,23 +232,14 @@ struct TileK {
             for (int t = 0; t + 1 < C; t += 2) P::template superblock<2>(p, x + t, acc + t);
             if (C % 2) P::template superblock<1>(p, x + C - 1, acc + C - 1);
         }
-#pragma GCC unroll 4
-        for (int t = 0; t < C; ++t) _mm256_storeu_ps(out + t * ldo, acc[t]);
+        store_acc<C>(acc, out, ldo);
     }
 };
-
-using RawTile = void (*)(int64_t, int64_t, const uint8_t*, const uint8_t*, uint64_t, float*, int64_t, bool);
-
-template <class K, int... I>
-constexpr std::array<RawTile, sizeof...(I)> tile_table(std::integer_sequence<int, I...>) {
-    return {{&K::template run<I + 1>...}};
-}
 
 template <class P, template <class> class T = Tile>
 void dispatch(int64_t b0, int64_t nb, const uint8_t* group, const uint8_t* a, uint64_t as, int nt, float* out, int64_t ldo,
               bool accumulate) {
-    static constexpr auto table = tile_table<T<P>>(std::make_integer_sequence<int, kPackCols>{});
-    table[size_t(nt - 1)](b0, nb, group, a, as, out, ldo, accumulate);
+    run_tile<T<P>>(b0, nb, group, a, as, nt, out, ldo, accumulate);
 }
 
 }  // namespace
