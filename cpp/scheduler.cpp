@@ -173,6 +173,23 @@ static int32_t blocks_for(int64_t tokens, int32_t block_size) { return int32_t((
 
 int32_t Scheduler::blocks_available() const { return kv_.n_blocks_free() + (cache_ ? cache_->n_evictable() : 0); }
 
+// True while a running request is still computing full blocks r's tokens begin with (n > 1
+// choices of one prompt, requests with one system prompt arriving together): r waits for them
+// to be computed and cached and adopts them then, instead of computing the same blocks again.
+bool Scheduler::awaits_shared_prefix(const Request& r) const {
+    const int32_t full = (int32_t(r.tokens.size()) - 1) / block_size_;  // blocks r could adopt
+    for (const Request* o : running_) {
+        if (o->chain_broken) continue;  // its blocks go into the cache no more
+        const int32_t limit = std::min<int32_t>(full, int32_t(o->tokens.size()) / block_size_);
+        int32_t shared = 0;
+        while (shared < limit && std::equal(r.tokens.begin() + shared * block_size_, r.tokens.begin() + (shared + 1) * block_size_,
+                                            o->tokens.begin() + shared * block_size_))
+            ++shared;
+        if (shared > 0 && o->n_computed < shared * block_size_) return true;
+    }
+    return false;
+}
+
 void Scheduler::admit(std::vector<SchedulerEvent>& events) {
     const int32_t n_blocks = kv_.params().n_blocks;
     while (!waiting_.empty() && int32_t(running_.size()) < ctx_.params().n_seq_max) {
@@ -190,6 +207,7 @@ void Scheduler::admit(std::vector<SchedulerEvent>& events) {
                    events);
             continue;
         }
+        if (cache_ && awaits_shared_prefix(*r)) break;  // first come, first served: the queue waits with it
         PrefixCache::Chain hit;
         if (cache_) hit = cache_->match(r->tokens.data(), (n_tok - 1) / block_size_);  // the last token stays to compute
         const int32_t cached = int32_t(hit.size()) * block_size_;

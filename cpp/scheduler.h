@@ -18,7 +18,9 @@
 //
 // Prefix sharing (PrefixCache): every full block a sequence computes is cached; an admitted
 // request adopts the longest cached run of blocks its tokens begin with, always leaving its last
-// token to compute (it needs that token's logits).
+// token to compute (it needs that token's logits). A waiting request whose first blocks a running
+// request is still computing (n > 1 choices of one prompt; one system prompt arriving in a
+// burst) is admitted once they are cached, so each shared block is computed once.
 //
 // Results do not depend on the company a request keeps: the forward pass computes each token's
 // outputs with the same operations whatever the batch (context.h), and each request samples
@@ -131,6 +133,7 @@ private:
     void release(Request* r);  // free r's sequence (its cached blocks stay in the cache)
     void retire(Request* r, FinishReason reason, const std::string& error, std::vector<SchedulerEvent>& events);
     int32_t blocks_available() const;  // free blocks plus cached blocks that could be evicted
+    bool awaits_shared_prefix(const Request& r) const;
     void snapshot();
     // Engine thread only, outside mu_:
     void register_blocks(Request* r);

@@ -147,12 +147,18 @@ def test_prefix_sharing(tiny, corpus):
     assert st["prefix_hit_tokens"] >= 48 and st["prefix_hit_blocks"] == 4 and st["prefix_queries"] == 2
     assert second["ids"] == run_alone(tiny, b, **kw)["ids"]
     assert first["ids"] == run_alone(tiny, a, **kw)["ids"]
-    # four at once, nothing cached yet: each computes the prefix, then they share one copy
+    # four at once, nothing cached yet: the first computes the prefix while the others wait, and
+    # they adopt its blocks as soon as the step has cached them (each block computed once)
     eng = Engine(tiny, max_running=4)
     prompts = [system + corpus[140 + 3 * i:145 + 3 * i] for i in range(4)]  # 69 tokens: 4 full blocks + 5
     rids = [eng.submit(p, **kw) for p in prompts]
-    events = eng.step()  # prefills all four (budget 512)
-    assert eng.stats()["kv_blocks_used"] == 4 + 4 * 1
+    events = eng.step()  # prefills the first; the others are admitted at the end of the step
+    st = eng.stats()
+    assert st["last_step_requests"] == 1 and st["running"] == 4 and st["prefix_hit_tokens"] == 3 * 64, st
+    assert st["kv_blocks_used"] == 4 + 1  # the others take their own blocks as they compute
+    events += eng.step()  # the other three compute their last 5 prompt tokens, the first decodes
+    st = eng.stats()
+    assert st["computed_tokens_total"] == 69 + 1 + 3 * 5 and st["kv_blocks_used"] == 4 + 4 * 1, st
     got = results(events + eng.run())
     for rid, p in zip(rids, prompts):
         assert got[rid]["ids"] == run_alone(tiny, p, **kw)["ids"]

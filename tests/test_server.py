@@ -231,6 +231,11 @@ def test_prefix_cache_counts_shared_prompt_blocks(client, server):
     before = server.metrics()["ember_prefix_cache_hit_tokens_total"]
     client.completions.create(model="any", prompt=prompt, max_tokens=2, temperature=0)
     assert server.metrics()["ember_prefix_cache_hit_tokens_total"] - before >= 32  # two full blocks at least
+    # n choices of a prompt never seen: the second waits for the first's blocks and adopts them
+    fresh = "Another long prompt, sent here for the first time, that two choices share. " * 4
+    before = server.metrics()["ember_prefix_cache_hit_tokens_total"]
+    client.completions.create(model="any", prompt=fresh, max_tokens=2, temperature=0, n=2)
+    assert server.metrics()["ember_prefix_cache_hit_tokens_total"] - before >= 32
 
 
 def test_seed_reproducibility(client, model):
