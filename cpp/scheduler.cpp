@@ -179,8 +179,9 @@ int32_t Scheduler::blocks_available() const { return kv_.n_blocks_free() + (cach
 bool Scheduler::awaits_shared_prefix(const Request& r) const {
     const int32_t full = (int32_t(r.tokens.size()) - 1) / block_size_;  // blocks r could adopt
     for (const Request* o : running_) {
-        if (o->chain_broken) continue;  // its blocks go into the cache no more
         const int32_t limit = std::min<int32_t>(full, int32_t(o->tokens.size()) / block_size_);
+        // its blocks go into the cache no more, or it has computed every block r could share
+        if (o->chain_broken || o->n_computed >= limit * block_size_) continue;
         int32_t shared = 0;
         while (shared < limit && std::equal(r.tokens.begin() + shared * block_size_, r.tokens.begin() + (shared + 1) * block_size_,
                                             o->tokens.begin() + shared * block_size_))

@@ -8,15 +8,14 @@
 // activation block sums, one more fused multiply-add. The lanes are the outputs.
 #include <immintrin.h>
 
-#include <array>
 #include <cstring>
 #include <type_traits>
-#include <utility>
 
 #include "quants/blocks.h"
 #include "quants/packed.h"
 #include "quants/packed_avx2.h"
 #include "quants/qdot.h"
+#include "quants/tile_dispatch.h"
 
 namespace ember::avx2 {
 
@@ -239,7 +238,7 @@ struct TileK {
 template <class P, template <class> class T = Tile>
 void dispatch(int64_t b0, int64_t nb, const uint8_t* group, const uint8_t* a, uint64_t as, int nt, float* out, int64_t ldo,
               bool accumulate) {
-    run_tile<T<P>>(b0, nb, group, a, as, nt, out, ldo, accumulate);
+    tile_dispatch::run_cols<T<P>>(b0, nb, group, a, as, nt, out, ldo, accumulate);
 }
 
 }  // namespace

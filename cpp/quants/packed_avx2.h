@@ -5,12 +5,8 @@
 
 #include <immintrin.h>
 
-#include <array>
 #include <cstdint>
 #include <cstring>
-#include <utility>
-
-#include "quants/packed.h"
 
 namespace ember::avx2::packed_detail {
 
@@ -98,21 +94,6 @@ __attribute__((always_inline)) inline void scale_block(const uint8_t* const* ab,
         acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_mul_ps(d, _mm256_set1_ps(da)), acc[t]);
         if constexpr (Min) acc[t] = _mm256_fmadd_ps(m, _mm256_set1_ps(sa), acc[t]);
     }
-}
-
-// Tile kernels K::run<C> (C = 1 .. kPackCols tokens) picked by the token count at run time.
-using RawTile = void (*)(int64_t, int64_t, const uint8_t*, const uint8_t*, uint64_t, float*, int64_t, bool);
-
-template <class K, int... I>
-constexpr std::array<RawTile, sizeof...(I)> tile_table(std::integer_sequence<int, I...>) {
-    return {{&K::template run<I + 1>...}};
-}
-
-template <class K>
-void run_tile(int64_t b0, int64_t nb, const uint8_t* w, const uint8_t* a, uint64_t as, int nt, float* out, int64_t ldo,
-              bool accumulate) {
-    static constexpr auto table = tile_table<K>(std::make_integer_sequence<int, kPackCols>{});
-    table[size_t(nt - 1)](b0, nb, w, a, as, out, ldo, accumulate);
 }
 
 }  // namespace ember::avx2::packed_detail

@@ -11,6 +11,7 @@
 #include "quants/packed_avx2.h"
 #include "quants/panel.h"
 #include "quants/qdot.h"
+#include "quants/tile_dispatch.h"
 
 namespace ember::avx2 {
 
@@ -174,11 +175,11 @@ PanelDecodeFn panel_decode(GGMLType t) {
 
 PanelTileFn panel_tile(GGMLType t) {
     switch (t) {
-        case GGMLType::Q4_0: return run_tile<BlockTile<P4_0>>;
-        case GGMLType::Q4_1: return run_tile<BlockTile<P4_1>>;
-        case GGMLType::Q5_0: return run_tile<BlockTile<P5_0>>;
-        case GGMLType::Q5_1: return run_tile<BlockTile<P5_1>>;
-        case GGMLType::Q4_K: return run_tile<SuperTileQ4K>;
+        case GGMLType::Q4_0: return tile_dispatch::run_cols<BlockTile<P4_0>>;
+        case GGMLType::Q4_1: return tile_dispatch::run_cols<BlockTile<P4_1>>;
+        case GGMLType::Q5_0: return tile_dispatch::run_cols<BlockTile<P5_0>>;
+        case GGMLType::Q5_1: return tile_dispatch::run_cols<BlockTile<P5_1>>;
+        case GGMLType::Q4_K: return tile_dispatch::run_cols<SuperTileQ4K>;
         default: return nullptr;
     }
 }

@@ -10,14 +10,13 @@
 // minimums or offsets entering through the activations' block sums.
 #include <immintrin.h>
 
-#include <array>
 #include <cstring>
 #include <type_traits>
-#include <utility>
 
 #include "quants/blocks.h"
 #include "quants/qdot.h"
 #include "quants/ref.h"
+#include "quants/tile_dispatch.h"
 
 namespace ember::avx2 {
 
@@ -292,17 +291,9 @@ struct TileQ6K {
 };
 
 // ------------------------------------------------------------- dispatch on the tile shape
-using RawTile = void (*)(int64_t, const uint8_t*, uint64_t, const uint8_t*, uint64_t, float*, int64_t);
-
-template <class K, int... I>
-constexpr std::array<RawTile, sizeof...(I)> tile_table(std::integer_sequence<int, I...>) {
-    return {{&K::template run<I / kTileCols + 1, I % kTileCols + 1>...}};
-}
-
 template <class K>
 void dispatch(int64_t n, const uint8_t* w, uint64_t ws, int nr, const uint8_t* a, uint64_t as, int nt, float* out, int64_t ldo) {
-    static constexpr auto table = tile_table<K>(std::make_integer_sequence<int, kTileRows * kTileCols>{});
-    table[size_t((nr - 1) * kTileCols + (nt - 1))](n, w, ws, a, as, out, ldo);
+    tile_dispatch::run_rows_cols<K>(n, w, ws, nr, a, as, nt, out, ldo);
 }
 
 // ------------------------------------------------------------- activation quantizers

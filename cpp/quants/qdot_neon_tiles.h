@@ -27,7 +27,6 @@
 
 #include <arm_neon.h>
 
-#include <array>
 #include <cstddef>
 #include <cstring>
 #include <type_traits>
@@ -35,6 +34,7 @@
 
 #include "quants/blocks.h"
 #include "quants/qdot.h"
+#include "quants/tile_dispatch.h"
 
 namespace ember::neon {
 namespace {
@@ -371,17 +371,9 @@ struct TileQ6K {
 };
 
 // ------------------------------------------------------------- dispatch on the tile shape
-using RawTile = void (*)(int64_t, const uint8_t*, uint64_t, const uint8_t*, uint64_t, float*, int64_t);
-
-template <class K, int... I>
-constexpr std::array<RawTile, sizeof...(I)> tile_table(std::integer_sequence<int, I...>) {
-    return {{&K::template run<I / kTileCols + 1, I % kTileCols + 1>...}};
-}
-
 template <class K>
 void dispatch(int64_t n, const uint8_t* w, uint64_t ws, int nr, const uint8_t* a, uint64_t as, int nt, float* out, int64_t ldo) {
-    static constexpr auto table = tile_table<K>(std::make_integer_sequence<int, kTileRows * kTileCols>{});
-    table[size_t((nr - 1) * kTileCols + (nt - 1))](n, w, ws, a, as, out, ldo);
+    tile_dispatch::run_rows_cols<K>(n, w, ws, nr, a, as, nt, out, ldo);
 }
 
 }  // namespace
