@@ -181,11 +181,12 @@ PACKED_TYPES = ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0"]
 @pytest.mark.parametrize("rows,cols", [(8, 32), (37, 96), (67, 160), (11, 1056)])
 def test_packed_matmul(type_name, rows, cols):
     """Weights repacked 8 rows at a time: against float64 numpy, and the packed scalar reference is
-    the file-layout reference (bit for bit while a row is taken whole). 9 and 33 tokens go through
-    the panels (quants/panel.h) where the type has them."""
+    the file-layout reference (bit for bit while a row is taken whole). From 5 tokens the batch goes
+    through the panels (quants/panel.h) where the type has them, two groups at a time where two
+    full groups remain; 6, 7 and 9 end in tiles of 2, 3 and 1 tokens."""
     rng = np.random.default_rng(rows * cols)
     data, ref = _weights(type_name, rows, cols, rng)
-    for n_tokens in (1, 3, 9, 33):
+    for n_tokens in (1, 3, 6, 7, 9, 33):
         x = rng.standard_normal((n_tokens, cols)).astype(np.float32)
         _, _, xs = quantize_act_reference(x, 32)
         want = xs @ ref.T
@@ -226,7 +227,7 @@ def test_packed_float_matmul(type_name, rows, cols):
 def test_packed_k_matmul(type_name, rows, cols):
     rng = np.random.default_rng(rows * cols + 1)
     data, ref = _weights(type_name, rows, cols, rng)
-    for n_tokens in (1, 3, 9, 33):
+    for n_tokens in (1, 3, 6, 7, 9, 33):
         x = rng.standard_normal((n_tokens, cols)).astype(np.float32)
         _, _, xs = quantize_act_reference(x, 256)
         want = xs @ ref.T

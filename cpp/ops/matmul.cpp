@@ -76,7 +76,8 @@ static void integer_rows(const MatmulOut& o, int64_t r0, int64_t r1, const uint8
 
 // Row groups [g0, g1) of a packed matrix against every token, by packed tiles (8 rows each).
 // With more tokens than one tile, a group's row is taken kPackSlice blocks at a time (its slice
-// of weights stays in L1 while the token block's tiles pass), the outputs accumulating in y.
+// of weights stays in L1 while the token block's tiles pass), the outputs accumulating in y,
+// and two full groups go together where the type has a pair tile (quants/packed.h, panel.h).
 static constexpr int64_t kPackTokenBlock = 32, kPackSlice = 16;
 static_assert(kPackSlice <= kPanelMaxBlocks, "a slice must fit a panel");
 
@@ -89,30 +90,52 @@ static void packed_rows(const MatmulOut& o, int64_t g0, int64_t g1, const uint8_
     const int64_t slice = n_tokens > kPackCols ? kPackSlice : nb;
     const PanelDecodeFn decode = k.panel_decode[uint32_t(w.type)];
     const PanelTileFn panel_tile = k.panel_tile[uint32_t(w.type)];
-    alignas(64) uint8_t panel[kPanelBytes];
+    const PanelPairTileFn panel_pair = k.panel_pair_tile[uint32_t(w.type)];
+    const PackedPairTileFn packed_pair = k.packed_pair_tile[uint32_t(w.type)];
+    const int64_t full = w.n_rows / kPackRows;  // groups without padding rows
+    alignas(64) uint8_t panel[2][kPanelBytes];
     float partial[kPackTokenBlock * kPackRows];  // the last group of a matrix whose rows are not a multiple of 8
     for (int64_t t0 = 0; t0 < n_tokens; t0 += kPackTokenBlock) {
         const int64_t t1 = std::min(n_tokens, t0 + kPackTokenBlock);
         // a slice that passes enough tiles is decoded once (the same bits either way)
         const bool use_panel = decode && t1 - t0 >= k.panel_min_tokens[uint32_t(w.type)];
-        for (int64_t g = g0; g < g1; ++g) {
+        const bool batch = t1 - t0 > kPackCols;
+        for (int64_t g = g0; g < g1;) {
             const uint8_t* group = w.packed + uint64_t(g) * group_bytes;
             const int64_t r = g * kPackRows, nr = std::min<int64_t>(kPackRows, w.n_rows - r);
+            // two full groups at once where the type has a pair tile (batches only)
+            const bool pair = g + 2 <= std::min(g1, full) && (use_panel ? panel_pair != nullptr : packed_pair && batch);
+            if (pair) {
+                for (int64_t b0 = 0; b0 < nb; b0 += slice) {
+                    const int64_t nbs = std::min(slice, nb - b0);
+                    if (use_panel) decode(b0, nbs, group, panel[0]), decode(b0, nbs, group + group_bytes, panel[1]);
+                    for (int64_t t = t0; t < t1; t += kPackCols) {
+                        const int nt = int(std::min<int64_t>(kPackCols, t1 - t));
+                        const uint8_t* a = act + uint64_t(t) * act_stride;
+                        float* out = o.y + t * o.ldy + r;
+                        if (use_panel) panel_pair(b0, nbs, panel[0], panel[1], a, act_stride, nt, out, o.ldy, b0 > 0);
+                        else packed_pair(b0, nbs, group, group + group_bytes, a, act_stride, nt, out, o.ldy, b0 > 0);
+                    }
+                }
+                g += 2;
+                continue;
+            }
             for (int64_t b0 = 0; b0 < nb; b0 += slice) {
                 const int64_t nbs = std::min(slice, nb - b0);
-                if (use_panel) decode(b0, nbs, group, panel);
+                if (use_panel) decode(b0, nbs, group, panel[0]);
                 for (int64_t t = t0; t < t1; t += kPackCols) {
                     const int nt = int(std::min<int64_t>(kPackCols, t1 - t));
                     const uint8_t* a = act + uint64_t(t) * act_stride;
                     float* out = nr == kPackRows ? o.y + t * o.ldy + r : partial + (t - t0) * kPackRows;
                     const int64_t ldo = nr == kPackRows ? o.ldy : kPackRows;
-                    if (use_panel) panel_tile(b0, nbs, panel, a, act_stride, nt, out, ldo, b0 > 0);
+                    if (use_panel) panel_tile(b0, nbs, panel[0], a, act_stride, nt, out, ldo, b0 > 0);
                     else tile(b0, nbs, group, a, act_stride, nt, out, ldo, b0 > 0);
                 }
             }
             if (nr < kPackRows)
                 for (int64_t t = t0; t < t1; ++t)
                     for (int64_t i = 0; i < nr; ++i) o.y[t * o.ldy + r + i] = partial[(t - t0) * kPackRows + i];
+            ++g;
         }
     }
 }

@@ -92,11 +92,13 @@ static KernelTable avx2_table() {
     t.packed_tile[uint32_t(G::Q5_0)] = avx2::packed_tile_q5_0;
     t.packed_tile[uint32_t(G::Q5_1)] = avx2::packed_tile_q5_1;
     t.packed_tile[uint32_t(G::Q8_0)] = avx2::packed_tile_q8_0;
+    t.packed_pair_tile[uint32_t(G::Q8_0)] = avx2::packed_pair_tile_q8_0;
     t.packed_tile[uint32_t(G::Q4_K)] = avx2::packed_tile_q4_K;
     t.packed_tile[uint32_t(G::Q6_K)] = avx2::packed_tile_q6_K;
     for (G g : {G::Q4_0, G::Q4_1, G::Q5_0, G::Q5_1, G::Q4_K}) {
         t.panel_decode[uint32_t(g)] = avx2::panel_decode(g);
         t.panel_tile[uint32_t(g)] = avx2::panel_tile(g);
+        t.panel_pair_tile[uint32_t(g)] = avx2::panel_pair_tile(g);
         t.panel_min_tokens[uint32_t(g)] = avx2::panel_min_tokens(g);
     }
     t.float_tile[uint32_t(G::F16)] = avx2::float_tile_f16;

@@ -40,9 +40,11 @@ struct KernelTable {
     // Tiles over weights repacked at load (quants/packed.h); nullptr: this ISA reads the file's
     // layout. The scalar table has none: packing only pays with SIMD.
     PackedTileFn packed_tile[kMaxTypeId] = {};
+    PackedPairTileFn packed_pair_tile[kMaxTypeId] = {};  // two groups at once for batches; nullptr: one
     // Batches decode a slice of packed weights once (quants/panel.h); nullptr: the packed tile.
     PanelDecodeFn panel_decode[kMaxTypeId] = {};
     PanelTileFn panel_tile[kMaxTypeId] = {};
+    PanelPairTileFn panel_pair_tile[kMaxTypeId] = {};  // two groups at once; nullptr: one at a time
     int32_t panel_min_tokens[kMaxTypeId] = {};  // the token blocks a panel pays for
     FloatTileFn float_tile[kMaxTypeId] = {};  // F16 / F32 weights repacked (quants/packed_float.h)
     AttendBatchFn attend_batch = nullptr;  // ops/attention.h

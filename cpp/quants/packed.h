@@ -49,6 +49,12 @@ void unpack_row(GGMLType t, const uint8_t* packed, int64_t ne0, int64_t row, flo
 using PackedTileFn = void (*)(int64_t b0, int64_t nb, const uint8_t* group, const uint8_t* a, uint64_t a_stride, int nt,
                               float* out, int64_t ldo, bool accumulate);
 
+// Two adjacent full groups at once (16 rows; group1 is the group after group0): out[t * ldo + r]
+// for r < 16, each output the single-group tile's operations (the same bits). Where the
+// integer sums use few registers, one activation broadcast then feeds two groups' weights.
+using PackedPairTileFn = void (*)(int64_t b0, int64_t nb, const uint8_t* group0, const uint8_t* group1, const uint8_t* a,
+                                  uint64_t a_stride, int nt, float* out, int64_t ldo, bool accumulate);
+
 namespace ref {
 // The file-layout reference on rebuilt ggml rows (whole rows: the same bits as that reference).
 void packed_tile_q4_0(int64_t b0, int64_t nb, const uint8_t* group, const uint8_t* a, uint64_t as, int nt, float* out,
@@ -82,6 +88,8 @@ void packed_tile_q4_K(int64_t b0, int64_t nb, const uint8_t* group, const uint8_
                       int64_t ldo, bool accumulate);
 void packed_tile_q6_K(int64_t b0, int64_t nb, const uint8_t* group, const uint8_t* a, uint64_t as, int nt, float* out,
                       int64_t ldo, bool accumulate);
+void packed_pair_tile_q8_0(int64_t b0, int64_t nb, const uint8_t* group0, const uint8_t* group1, const uint8_t* a,
+                           uint64_t as, int nt, float* out, int64_t ldo, bool accumulate);
 }  // namespace avx2
 
 }  // namespace ember

@@ -135,6 +135,48 @@ struct Tile {
 };
 
 
+// Two adjacent groups (16 rows) x C tokens of eight-bit values: one broadcast per 4 activation
+// bytes serves both groups. Each group's operations are Tile<P8_0>'s (exact integer sums, the
+// same float step), so the bits are the same.
+struct PairTile8 {
+    template <int C>
+    static void run(int64_t b0, int64_t nb, const uint8_t* group0, const uint8_t* group1, const uint8_t* a, uint64_t as,
+                    float* out, int64_t ldo, bool accumulate) {
+        using P = P8_0;
+        const __m256i ones = _mm256_set1_epi16(1);
+        __m256 acc0[C], acc1[C];
+        load_acc<C>(acc0, out, ldo, accumulate);
+        load_acc<C>(acc1, out + kPackRows, ldo, accumulate);
+        for (int64_t b = b0; b < b0 + nb; ++b) {
+            const uint8_t* p0 = group0 + b * P::kBytes;
+            const uint8_t* p1 = group1 + b * P::kBytes;
+            const uint8_t* ab[C];
+            #pragma GCC unroll 8
+            for (int t = 0; t < C; ++t) ab[t] = a + t * as + b * sizeof(block_a8);
+            __m256i i0[C], i1[C];
+            #pragma GCC unroll 8
+            for (int k = 0; k < 8; ++k) {
+                const __m256i v0 = load256(p0 + P::kQs + 32 * k), v1 = load256(p1 + P::kQs + 32 * k);
+                const __m256i u0 = _mm256_sign_epi8(v0, v0), u1 = _mm256_sign_epi8(v1, v1);
+                #pragma GCC unroll 8
+                for (int t = 0; t < C; ++t) {
+                    const __m256i x = bcast32(ab[t] + 8 + 4 * k);
+                    const __m256i q0 = _mm256_madd_epi16(_mm256_maddubs_epi16(u0, _mm256_sign_epi8(x, v0)), ones);
+                    const __m256i q1 = _mm256_madd_epi16(_mm256_maddubs_epi16(u1, _mm256_sign_epi8(x, v1)), ones);
+                    i0[t] = k == 0 ? q0 : _mm256_add_epi32(i0[t], q0);
+                    i1[t] = k == 0 ? q1 : _mm256_add_epi32(i1[t], q1);
+                    __asm__("" : "+x"(i0[t]), "+x"(i1[t]));  // as in block_sums: no parked products
+                }
+            }
+            const __m256 d0 = load_f16x8(p0), d1 = load_f16x8(p1);
+            scale_block<C, false>(ab, i0, d0, _mm256_setzero_ps(), acc0);
+            scale_block<C, false>(ab, i1, d1, _mm256_setzero_ps(), acc1);
+        }
+        store_acc<C>(acc0, out, ldo);
+        store_acc<C>(acc1, out + kPackRows, ldo);
+    }
+};
+
 // ------------------------------------------------------------- K-quants (8 rows x 256 values)
 // Tokens go in pairs (the pair shares each loaded register of weights); each token's operations
 // are the same in a pair or alone.
@@ -262,6 +304,11 @@ void packed_tile_q5_1(int64_t b0, int64_t nb, const uint8_t* g, const uint8_t* a
 void packed_tile_q8_0(int64_t b0, int64_t nb, const uint8_t* g, const uint8_t* a, uint64_t as, int nt, float* out,
                       int64_t ldo, bool accumulate) {
     dispatch<P8_0>(b0, nb, g, a, as, nt, out, ldo, accumulate);
+}
+
+void packed_pair_tile_q8_0(int64_t b0, int64_t nb, const uint8_t* g0, const uint8_t* g1, const uint8_t* a, uint64_t as, int nt,
+                           float* out, int64_t ldo, bool accumulate) {
+    tile_dispatch::run_pair_cols<PairTile8>(b0, nb, g0, g1, a, as, nt, out, ldo, accumulate);
 }
 
 void packed_tile_q4_K(int64_t b0, int64_t nb, const uint8_t* g, const uint8_t* a, uint64_t as, int nt, float* out,

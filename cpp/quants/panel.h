@@ -35,14 +35,22 @@ using PanelDecodeFn = void (*)(int64_t b0, int64_t nb, const uint8_t* group, uin
 using PanelTileFn = void (*)(int64_t b0, int64_t nb, const uint8_t* panel, const uint8_t* a, uint64_t a_stride, int nt,
                              float* out, int64_t ldo, bool accumulate);
 
+// Two adjacent full groups at once (16 rows): panel0 holds rows 0..7 of the pair, panel1 rows
+// 8..15, and out[t * ldo + r] for r < 16. Each activation broadcast then feeds two registers of
+// weights. On Zen3 a broadcast from memory competes with the multiply-adds for the same pipes
+// (measured), and one group's tile spends one per multiply-add: pairs ran Q4_0 ~1.28x faster
+// (16 and 512 tokens). Every output is the single-group tile's sequence of operations: the same bits.
+using PanelPairTileFn = void (*)(int64_t b0, int64_t nb, const uint8_t* panel0, const uint8_t* panel1, const uint8_t* a,
+                                 uint64_t a_stride, int nt, float* out, int64_t ldo, bool accumulate);
+
 namespace avx2 {
 // nullptr where a type has no panel: Q6_K (its packed tile reads bytes as they are) and Q8_0
 // (all a decode could save is one sign per register, and every split measured slower)
 PanelDecodeFn panel_decode(GGMLType t);
 PanelTileFn panel_tile(GGMLType t);
-// Tokens from which a panel pays: two tiles where unpacking is dear (Q5_0/Q5_1/Q4_K), more than 4
-// where the packed tile unpacks in a few operations (Q4_0/Q4_1: a batch of 16 ran ~5% slower
-// through a panel, measured; a 32-token prefill block ran faster).
+PanelPairTileFn panel_pair_tile(GGMLType t);  // nullptr: groups one at a time
+// Tokens from which a panel pays: two tiles (with one group at a time, Q4_0/Q4_1 batches of 16
+// had run ~5% slower through a panel than through the packed tile; two groups at once win).
 int32_t panel_min_tokens(GGMLType t);
 }  // namespace avx2
 

@@ -89,6 +89,62 @@ struct BlockTile {
     }
 };
 
+// Two groups' panels x C tokens: one broadcast per 4 activation bytes serves both groups. Each
+// group's integer sums and float step are BlockTile's (integer sums are exact in any order), so
+// the bits are the same. Four-bit values keep a whole block in int16 (sixteen products of at most
+// 15 x 127 per lane), five-bit values widen per half as BlockTile does.
+template <class P>
+struct BlockPairTile {
+    template <int C>
+    static void run(int64_t b0, int64_t nb, const uint8_t* panel0, const uint8_t* panel1, const uint8_t* a, uint64_t as,
+                    float* out, int64_t ldo, bool accumulate) {
+        constexpr int kHalves = P::kBits == 4 ? 1 : 2, kSteps = 8 / kHalves;
+        const __m256i ones = _mm256_set1_epi16(1);
+        __m256 acc0[C], acc1[C];
+        load_acc<C>(acc0, out, ldo, accumulate);
+        load_acc<C>(acc1, out + kPackRows, ldo, accumulate);
+        for (int64_t b = 0; b < nb; ++b) {
+            const uint8_t* o0 = panel0 + uint64_t(b) * kPanelBlockBytes;
+            const uint8_t* o1 = panel1 + uint64_t(b) * kPanelBlockBytes;
+            const uint8_t* ab[C];
+#pragma GCC unroll 4
+            for (int t = 0; t < C; ++t) ab[t] = a + t * as + (b0 + b) * sizeof(block_a8);
+            __m256i i0[C], i1[C];
+#pragma GCC unroll 2
+            for (int h = 0; h < kHalves; ++h) {
+                __m256i s0[C], s1[C];
+#pragma GCC unroll 8
+                for (int j = 0; j < kSteps; ++j) {
+                    const int k = h * kSteps + j;
+                    const __m256i w0 = load_a(o0 + 64 + 32 * k), w1 = load_a(o1 + 64 + 32 * k);
+#pragma GCC unroll 4
+                    for (int t = 0; t < C; ++t) {
+                        const __m256i x = bcast32(ab[t] + 8 + 4 * k);
+                        const __m256i v0 = _mm256_maddubs_epi16(w0, x), v1 = _mm256_maddubs_epi16(w1, x);
+                        s0[t] = j == 0 ? v0 : _mm256_add_epi16(s0[t], v0);
+                        s1[t] = j == 0 ? v1 : _mm256_add_epi16(s1[t], v1);
+                        // keep the sums in registers: left free, GCC computes every product of
+                        // the unrolled block first and parks them all on the stack (measured)
+                        __asm__("" : "+x"(s0[t]), "+x"(s1[t]));
+                    }
+                }
+#pragma GCC unroll 4
+                for (int t = 0; t < C; ++t) {
+                    const __m256i wide0 = _mm256_madd_epi16(s0[t], ones), wide1 = _mm256_madd_epi16(s1[t], ones);
+                    i0[t] = h == 0 ? wide0 : _mm256_add_epi32(i0[t], wide0);
+                    i1[t] = h == 0 ? wide1 : _mm256_add_epi32(i1[t], wide1);
+                }
+            }
+            scale_block<C, true>(ab, i0, _mm256_load_ps(reinterpret_cast<const float*>(o0)),
+                                 _mm256_load_ps(reinterpret_cast<const float*>(o0 + 32)), acc0);
+            scale_block<C, true>(ab, i1, _mm256_load_ps(reinterpret_cast<const float*>(o1)),
+                                 _mm256_load_ps(reinterpret_cast<const float*>(o1 + 32)), acc1);
+        }
+        store_acc<C>(acc0, out, ldo);
+        store_acc<C>(acc1, out + kPackRows, ldo);
+    }
+};
+
 // ---------------------------------------------------------------- Q4_K (packed.h's PK4 layout)
 void decode_q4_K(int64_t b0, int64_t nb, const uint8_t* group, uint8_t* panel) {
     constexpr int kBytes = 1184;
@@ -184,8 +240,16 @@ PanelTileFn panel_tile(GGMLType t) {
     }
 }
 
-int32_t panel_min_tokens(GGMLType t) {
-    return t == GGMLType::Q4_0 || t == GGMLType::Q4_1 ? 4 * kPackCols + 1 : kPackCols + 1;
+PanelPairTileFn panel_pair_tile(GGMLType t) {
+    switch (t) {
+        case GGMLType::Q4_0: return tile_dispatch::run_pair_cols<BlockPairTile<P4_0>>;
+        case GGMLType::Q4_1: return tile_dispatch::run_pair_cols<BlockPairTile<P4_1>>;
+        case GGMLType::Q5_0: return tile_dispatch::run_pair_cols<BlockPairTile<P5_0>>;
+        case GGMLType::Q5_1: return tile_dispatch::run_pair_cols<BlockPairTile<P5_1>>;
+        default: return nullptr;
+    }
 }
+
+int32_t panel_min_tokens(GGMLType) { return kPackCols + 1; }
 
 }  // namespace ember::avx2

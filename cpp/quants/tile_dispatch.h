@@ -42,4 +42,20 @@ void run_cols(int64_t b0, int64_t nb, const uint8_t* w, const uint8_t* a, uint64
     table[size_t(nt - 1)](b0, nb, w, a, as, out, ldo, accumulate);
 }
 
+// Two-group tiles (packed.h, panel.h): K::run<tokens>, tokens <= kPackCols.
+using PairColsTile = void (*)(int64_t, int64_t, const uint8_t*, const uint8_t*, const uint8_t*, uint64_t, float*, int64_t,
+                              bool);
+
+template <class K, int... I>
+constexpr std::array<PairColsTile, sizeof...(I)> pair_cols_table(std::integer_sequence<int, I...>) {
+    return {{&K::template run<I + 1>...}};
+}
+
+template <class K>
+void run_pair_cols(int64_t b0, int64_t nb, const uint8_t* w0, const uint8_t* w1, const uint8_t* a, uint64_t as, int nt,
+                   float* out, int64_t ldo, bool accumulate) {
+    static constexpr auto table = pair_cols_table<K>(std::make_integer_sequence<int, kPackCols>{});
+    table[size_t(nt - 1)](b0, nb, w0, w1, a, as, out, ldo, accumulate);
+}
+
 }  // namespace ember::tile_dispatch
