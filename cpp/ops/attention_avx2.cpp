@@ -1,7 +1,9 @@
 // attention_avx2.cpp — the batched attention kernel (see attention.h), AVX2 + FMA + F16C.
 //
 // Keys are walked in tiles of 16 positions at multiples of 16. A tile's keys and values are
-// converted to f32 once (row-major scratch); then the queries whose range meets the tile go
+// converted to f32 once (row-major scratch) — or, with a few queries only (decode: one
+// sequence's heads), read as fp16 where they lie in the cache, each row converted as it is used
+// (the same values, so the same bits); then the queries whose range meets the tile go
 // through it in groups of up to 6 consecutive queries that see the same positions of it (the
 // heads of a GQA group share a range; on a tile wholly inside their ranges, all the queries do),
 // the group's independent dependency chains interleaved. For each query of a group:
@@ -57,6 +59,11 @@ inline __m256 load8(const uint8_t* src, bool f16, int32_t i) {
                : _mm256_loadu_ps(reinterpret_cast<const float*>(src) + i);
 }
 
+// Eight values of a tile row as f32: from the f32 scratch, or straight from the cache's fp16
+// (exact, so either source gives the same bits).
+inline __m256 ld8(const float* p) { return _mm256_loadu_ps(p); }
+inline __m256 ld8(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+
 // Rows j0 .. j0+15 of a KV head as f32, row-major [16][hd] (rows past `count` zeroed).
 void load_rows(const PagedRows& rows, int32_t j0, int32_t count, int32_t hd, float* dst) {
     // j0 is a multiple of kTile: with blocks of a multiple of kTile rows the tile lies in one
@@ -81,8 +88,8 @@ void load_rows(const PagedRows& rows, int32_t j0, int32_t count, int32_t hd, flo
 // Partial scores of NQ queries against 4 keys (rows of k, hd apart): for each key, lane-wise
 // sums of q * k over the dimensions in chunks of 8, then lanes added in pairs and pairs of pairs
 // (hadd), so that lanes 0-3 plus lanes 4-7 of the result are q . k_j for j = 0..3.
-template <int NQ>
-inline void scores4(const float* const* q, const float* k, int32_t hd, __m256* u) {
+template <int NQ, class T>
+inline void scores4(const float* const* q, const T* k, int32_t hd, __m256* u) {
     __m256 a[NQ][4];
     #pragma GCC unroll 4
     for (int n = 0; n < NQ; ++n)
@@ -93,7 +100,7 @@ inline void scores4(const float* const* q, const float* k, int32_t hd, __m256* u
         for (int n = 0; n < NQ; ++n) qv[n] = _mm256_loadu_ps(q[n] + i);
         #pragma GCC unroll 4
         for (int j = 0; j < 4; ++j) {
-            const __m256 kv = _mm256_loadu_ps(k + size_t(j) * size_t(hd) + i);
+            const __m256 kv = ld8(k + size_t(j) * size_t(hd) + i);
             #pragma GCC unroll 4
             for (int n = 0; n < NQ; ++n) a[n][j] = _mm256_fmadd_ps(qv[n], kv, a[n][j]);
         }
@@ -103,8 +110,8 @@ inline void scores4(const float* const* q, const float* k, int32_t hd, __m256* u
 }
 
 // s[n][0..16) = q_n . k_j for the tile's 16 keys (row-major [16][hd]), NQ queries at once.
-template <int NQ>
-inline void scores16(const float* const* q, const float* ktile, int32_t hd, float (*s)[kTile]) {
+template <int NQ, class T>
+inline void scores16(const float* const* q, const T* ktile, int32_t hd, float (*s)[kTile]) {
     #pragma GCC unroll 2
     for (int h = 0; h < 2; ++h) {
         __m256 u0[NQ], u1[NQ];
@@ -126,8 +133,8 @@ inline __m256 lanes_in(int32_t base, int32_t js, int32_t je) {
 }
 
 // out[g][c .. c + 8*NV) = out * alpha[g] + sum_{j in [js, je)} p[g][j] * v_j, G queries at once.
-template <int G, int NV>
-inline void accumulate_pv(float* const* out, const float* vtile, int32_t hd, int32_t c, const float (*p)[kTile],
+template <int G, int NV, class T>
+inline void accumulate_pv(float* const* out, const T* vtile, int32_t hd, int32_t c, const float (*p)[kTile],
                           const float* alpha, int32_t js, int32_t je) {
     __m256 acc[G][NV];
     #pragma GCC unroll 8
@@ -137,10 +144,10 @@ inline void accumulate_pv(float* const* out, const float* vtile, int32_t hd, int
         for (int u = 0; u < NV; ++u) acc[g][u] = _mm256_mul_ps(_mm256_loadu_ps(out[g] + c + 8 * u), a);
     }
     for (int32_t j = js; j < je; ++j) {
-        const float* vr = vtile + size_t(j) * size_t(hd) + c;
+        const T* vr = vtile + size_t(j) * size_t(hd) + c;
         __m256 vv[NV];
         #pragma GCC unroll 2
-        for (int u = 0; u < NV; ++u) vv[u] = _mm256_loadu_ps(vr + 8 * u);
+        for (int u = 0; u < NV; ++u) vv[u] = ld8(vr + 8 * u);
         #pragma GCC unroll 8
         for (int g = 0; g < G; ++g) {
             const __m256 pj = _mm256_broadcast_ss(&p[g][j]);
@@ -156,8 +163,8 @@ inline void accumulate_pv(float* const* out, const float* vtile, int32_t hd, int
 }
 
 // One tile for G queries (indices idx) that all see positions [js, je) of it.
-template <int G>
-void tile_group(const AttnQueries& qs, const int32_t* idx, int32_t hd, const float* ktile, const float* vtile, float scale,
+template <int G, class T>
+void tile_group(const AttnQueries& qs, const int32_t* idx, int32_t hd, const T* ktile, const T* vtile, float scale,
                 int32_t js, int32_t je, float* m, float* l) {
     const float* q[G];
     float* out[G];
@@ -207,10 +214,12 @@ void tile_group(const AttnQueries& qs, const int32_t* idx, int32_t hd, const flo
     if (c < hd) accumulate_pv<G, 1>(out, vtile, hd, c, p, alpha, js, je);
 }
 
-using TileGroupFn = void (*)(const AttnQueries&, const int32_t*, int32_t, const float*, const float*, float, int32_t, int32_t,
+template <class T>
+using TileGroupFn = void (*)(const AttnQueries&, const int32_t*, int32_t, const T*, const T*, float, int32_t, int32_t,
                              float*, float*);
-constexpr TileGroupFn kTileGroup[kGroup + 1] = {nullptr,       tile_group<1>, tile_group<2>, tile_group<3>,
-                                               tile_group<4>, tile_group<5>, tile_group<6>};  // by group size
+template <class T>
+constexpr TileGroupFn<T> kTileGroup[kGroup + 1] = {nullptr,          tile_group<1, T>, tile_group<2, T>, tile_group<3, T>,
+                                                  tile_group<4, T>, tile_group<5, T>, tile_group<6, T>};  // by group size
 
 }  // namespace
 
@@ -232,10 +241,21 @@ void attend_batch(const AttnQueries& qs, int32_t hd, const PagedRows& k, const P
         l[i] = 0.0f;
         std::memset(qs.out[i], 0, sizeof(float) * size_t(hd));
     }
+    const auto packed16 = [&](const PagedRows& r) {
+        return r.f16 && r.block_size % kTile == 0 && r.row_stride == 2 * uint64_t(hd);
+    };
+    const bool direct = qs.n <= kGroup && packed16(k) && packed16(v);
     for (int32_t j0 = lo / kTile * kTile; j0 <= hi; j0 += kTile) {
         const int32_t count = std::min(kTile, hi - j0 + 1);
-        load_rows(k, j0, count, hd, ktile);
-        load_rows(v, j0, count, hd, vtile);
+        // With few queries (a decoding sequence's heads) each key is read by one group: the
+        // group reads the fp16 rows where they lie, together in one block (rows past `count`
+        // are read but never count: their scores are masked, their values unused).
+        const uint16_t* k16 = direct ? reinterpret_cast<const uint16_t*>(k.row(j0)) : nullptr;
+        const uint16_t* v16 = direct ? reinterpret_cast<const uint16_t*>(v.row(j0)) : nullptr;
+        if (!direct) {
+            load_rows(k, j0, count, hd, ktile);
+            load_rows(v, j0, count, hd, vtile);
+        }
         // runs of up to kGroup queries (in batch order) that see the same positions of the tile
         int32_t idx[kGroup], n_idx = 0, js = 0, je = 0;
         for (int32_t i = 0; i <= qs.n; ++i) {
@@ -246,7 +266,8 @@ void attend_batch(const AttnQueries& qs, int32_t hd, const PagedRows& k, const P
             }
             const bool meets = s < e;
             if (n_idx > 0 && (!meets || s != js || e != je || n_idx == kGroup)) {
-                kTileGroup[n_idx](qs, idx, hd, ktile, vtile, scale, js, je, m, l);
+                if (direct) kTileGroup<uint16_t>[n_idx](qs, idx, hd, k16, v16, scale, js, je, m, l);
+                else kTileGroup<float>[n_idx](qs, idx, hd, ktile, vtile, scale, js, je, m, l);
                 n_idx = 0;
             }
             if (!meets) continue;
