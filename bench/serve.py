@@ -1,6 +1,6 @@
-"""Load benchmark for `ember serve`, side by side with llama-cpp-python's server where installed.
+"""Load benchmark for `ember serve`, side by side with llama.cpp's servers where installed.
 
-    python bench/serve.py [-m MODEL.gguf] [-t 2] [-N 1,4,8,16,32] [-n 128]
+    python bench/serve.py [-m MODEL.gguf] [-t 2] [-N 1,4,8,16,32] [-n 128] [--llama-server PATH]
 
 For each N, N clients at once each stream one completion of n tokens (temperature 0; EOS is
 ignored: `ignore_eos` for ember, `min_tokens` for llama-cpp-python, so every request runs to
@@ -12,6 +12,12 @@ The servers run one after the other, never at once. Nothing is asserted: the mac
 llama-cpp-python's server (`python -m llama_cpp.server`, its [server] extra) runs one request at
 a time; it is started with --interrupt_requests False so that a new request queues instead of
 cutting off the one streaming. --llama-python points at another interpreter that has it.
+--llama-server runs llama.cpp's own C++ server (`llama-server`, continuous batching) as well,
+with as many slots as ember (--parallel) and the same context per slot. It can be built from
+the llama.cpp sources that llama-cpp-python's sdist ships:
+    pip download --no-deps --no-binary :all: llama-cpp-python && tar xzf llama_cpp_python-*.tar.gz
+    cd llama_cpp_python-*/vendor/llama.cpp && cmake -B build -DLLAMA_BUILD_SERVER=ON \
+        -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF && cmake --build build --target llama-server -j2
 """
 
 from __future__ import annotations
@@ -134,6 +140,7 @@ def main() -> int:
     p.add_argument("-c", "--ctx-size", type=int, default=512, help="context per request (default 512)")
     p.add_argument("--parallel", type=int, default=32, help="ember serve --parallel (default 32)")
     p.add_argument("--llama-python", default=sys.executable, help="interpreter with llama_cpp.server")
+    p.add_argument("--llama-server", help="llama.cpp's llama-server binary: run it too")
     p.add_argument("--no-llama", action="store_true", help="ember only")
     args = p.parse_args()
     sizes = [int(x) for x in args.clients.split(",")]
@@ -155,21 +162,28 @@ def main() -> int:
             print("llama.cpp: llama_cpp.server is not importable (pip install 'llama-cpp-python[server]'); skipped",
                   file=sys.stderr)
 
+    if args.llama_server:
+        port = free_port()
+        results["llama-server"] = run_server(
+            "llama-server", [args.llama_server, "-m", args.model, "--port", str(port), "-t", str(args.threads), "-tb",
+                             str(args.threads), "-c", str(args.ctx_size * args.parallel), "--parallel", str(args.parallel),
+                             "--log-disable"],
+            port, "/health", sizes, args.n_tokens)
+
     names = list(results)
+    others = names[1:]
     head = "| N |" + "".join(f" {n} tok/s | {n} TTFT p50 ms | {n} TTFT p95 ms |" for n in names)
-    if len(names) == 2:
-        head += " tok/s ratio |"
+    head += "".join(f" ember / {n} |" for n in others)
     print(f"\n{Path(args.model).name}, {args.threads} threads, {args.n_tokens} tokens per request, "
-          f"ember --parallel {args.parallel}\n")
+          f"--parallel {args.parallel}\n")
     print(head)
-    print("|---:|" + "---:|" * (3 * len(names) + (len(names) == 2)))
+    print("|---:|" + "---:|" * (3 * len(names) + len(others)))
     for n in sizes:
         row = f"| {n} |"
         for name in names:
             r = results[name][n]
             row += f" {r['tps']:.1f} | {r['p50'] * 1e3:.0f} | {r['p95'] * 1e3:.0f} |"
-        if len(names) == 2:
-            row += f" {results['ember'][n]['tps'] / results['llama.cpp'][n]['tps']:.2f} |"
+        row += "".join(f" {results['ember'][n]['tps'] / results[o][n]['tps']:.2f} |" for o in others)
         print(row)
     return 0
 

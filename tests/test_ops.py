@@ -223,7 +223,7 @@ def test_packed_float_matmul(type_name, rows, cols):
 
 
 @pytest.mark.parametrize("type_name", ["Q4_K", "Q6_K"])
-@pytest.mark.parametrize("rows,cols", [(8, 256), (21, 768), (9, 4352)])  # partial groups; rows taken in slices
+@pytest.mark.parametrize("rows,cols", [(8, 256), (21, 768), (37, 768), (9, 4352)])  # partial groups; pairs; slices
 def test_packed_k_matmul(type_name, rows, cols):
     rng = np.random.default_rng(rows * cols + 1)
     data, ref = _weights(type_name, rows, cols, rng)

@@ -216,6 +216,75 @@ struct SuperTileQ4K {
     }
 };
 
+// SuperTileQ4K for two groups' panels: one broadcast per 4 activation bytes serves both. The
+// integer sums are exact and the float step is SuperTileQ4K's: the same bits.
+struct SuperPairTileQ4K {
+    template <int C>
+    static void run(int64_t b0, int64_t nb, const uint8_t* panel0, const uint8_t* panel1, const uint8_t* a, uint64_t as,
+                    float* out, int64_t ldo, bool accumulate) {
+        __m256 acc0[C], acc1[C];
+        load_acc<C>(acc0, out, ldo, accumulate);
+        load_acc<C>(acc1, out + kPackRows, ldo, accumulate);
+        for (int64_t sb = 0; sb < nb / 8; ++sb) {
+            const uint8_t* o0 = panel0 + uint64_t(sb) * kPanelSuperBytes;
+            const uint8_t* o1 = panel1 + uint64_t(sb) * kPanelSuperBytes;
+            const block_q8_K* x[C];
+#pragma GCC unroll 4
+            for (int t = 0; t < C; ++t) x[t] = reinterpret_cast<const block_q8_K*>(a + t * as) + b0 / 8 + sb;
+            __m256i isum0[C], isum1[C];
+#pragma GCC unroll 4
+            for (int t = 0; t < C; ++t) isum0[t] = isum1[t] = _mm256_setzero_si256();
+            for (int i = 0; i < 8; ++i) {
+                __m256i s0[C], s1[C];
+#pragma GCC unroll 8
+                for (int c = 0; c < 8; ++c) {
+                    const __m256i w0 = load_a(o0 + 576 + 32 * (8 * i + c)), w1 = load_a(o1 + 576 + 32 * (8 * i + c));
+#pragma GCC unroll 4
+                    for (int t = 0; t < C; ++t) {
+                        const __m256i q = bcast32(reinterpret_cast<const uint8_t*>(x[t]->qs) + 32 * i + 4 * c);
+                        const __m256i v0 = _mm256_maddubs_epi16(w0, q), v1 = _mm256_maddubs_epi16(w1, q);
+                        s0[t] = c == 0 ? v0 : _mm256_add_epi16(s0[t], v0);
+                        s1[t] = c == 0 ? v1 : _mm256_add_epi16(s1[t], v1);
+                        __asm__("" : "+x"(s0[t]), "+x"(s1[t]));  // no parked products (see BlockPairTile)
+                    }
+                }
+                const __m256i sc0 = load_a(o0 + 64 + 32 * i), sc1 = load_a(o1 + 64 + 32 * i);
+#pragma GCC unroll 4
+                for (int t = 0; t < C; ++t) {
+                    isum0[t] = _mm256_add_epi32(isum0[t], _mm256_madd_epi16(s0[t], sc0));
+                    isum1[t] = _mm256_add_epi32(isum1[t], _mm256_madd_epi16(s1[t], sc1));
+                }
+            }
+            __m256i msum0[C], msum1[C];
+#pragma GCC unroll 4
+            for (int t = 0; t < C; ++t) msum0[t] = msum1[t] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+            for (int s = 0; s < 8; ++s) {
+                const __m256i mn0 = load_a(o0 + 320 + 32 * s), mn1 = load_a(o1 + 320 + 32 * s);
+#pragma GCC unroll 4
+                for (int t = 0; t < C; ++t) {
+                    const __m256i bs = bcast32(reinterpret_cast<const uint8_t*>(x[t]->bsums + 2 * s));
+                    msum0[t] = _mm256_add_epi32(msum0[t], _mm256_madd_epi16(mn0, bs));
+                    msum1[t] = _mm256_add_epi32(msum1[t], _mm256_madd_epi16(mn1, bs));
+                }
+            }
+            const __m256 d0 = _mm256_load_ps(reinterpret_cast<const float*>(o0)), d1 = _mm256_load_ps(reinterpret_cast<const float*>(o1));
+            const __m256 dmin0 = _mm256_load_ps(reinterpret_cast<const float*>(o0 + 32));
+            const __m256 dmin1 = _mm256_load_ps(reinterpret_cast<const float*>(o1 + 32));
+#pragma GCC unroll 4
+            for (int t = 0; t < C; ++t) {
+                const __m256 dx = _mm256_set1_ps(x[t]->d);
+                acc0[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum0[t]), _mm256_mul_ps(d0, dx), acc0[t]);
+                acc0[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(msum0[t]), _mm256_mul_ps(dmin0, dx), acc0[t]);
+                acc1[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum1[t]), _mm256_mul_ps(d1, dx), acc1[t]);
+                acc1[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(msum1[t]), _mm256_mul_ps(dmin1, dx), acc1[t]);
+            }
+        }
+        store_acc<C>(acc0, out, ldo);
+        store_acc<C>(acc1, out + kPackRows, ldo);
+    }
+};
+
 }  // namespace
 
 PanelDecodeFn panel_decode(GGMLType t) {
@@ -246,6 +315,7 @@ PanelPairTileFn panel_pair_tile(GGMLType t) {
         case GGMLType::Q4_1: return tile_dispatch::run_pair_cols<BlockPairTile<P4_1>>;
         case GGMLType::Q5_0: return tile_dispatch::run_pair_cols<BlockPairTile<P5_0>>;
         case GGMLType::Q5_1: return tile_dispatch::run_pair_cols<BlockPairTile<P5_1>>;
+        case GGMLType::Q4_K: return tile_dispatch::run_pair_cols<SuperPairTileQ4K>;
         default: return nullptr;
     }
 }
