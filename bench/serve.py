@@ -13,7 +13,8 @@ llama-cpp-python's server (`python -m llama_cpp.server`, its [server] extra) run
 a time; it is started with --interrupt_requests False so that a new request queues instead of
 cutting off the one streaming. --llama-python points at another interpreter that has it.
 --llama-server runs llama.cpp's own C++ server (`llama-server`, continuous batching) as well,
-with as many slots as ember (--parallel) and the same context per slot. It can be built from
+with as many slots as ember (--parallel) and the same context per slot; it and ember are up at
+once and take turns round by round (-r rounds per N; the table gives mean ± sd). It can be built from
 the llama.cpp sources that llama-cpp-python's sdist ships:
     pip download --no-deps --no-binary :all: llama-cpp-python && tar xzf llama_cpp_python-*.tar.gz
     cd llama_cpp_python-*/vendor/llama.cpp && cmake -B build -DLLAMA_BUILD_SERVER=ON \
@@ -126,6 +127,37 @@ def run_server(name: str, cmd: List[str], port: int, ready: str, sizes: List[int
         stop(proc)
 
 
+def run_alternating(servers: Dict[str, tuple], sizes: List[int], n_tokens: int, repeats: int) -> Dict[str, Dict[int, dict]]:
+    """servers: name -> (cmd, port, ready path). All are started, then for each N the servers take
+    turns, round by round, `repeats` times (a machine whose speed drifts then treats them alike);
+    per server and N: tokens/s mean and sd over the rounds, TTFT p50/p95 means."""
+    procs, urls = {}, {}
+    try:
+        for name, (cmd, port, ready) in servers.items():
+            print(f"{name}: starting", file=sys.stderr)
+            urls[name] = f"http://127.0.0.1:{port}"
+            procs[name] = start(cmd, urls[name], ready)
+            for i in range(2):
+                asyncio.run(round_(urls[name], 1, 16, f"warm{i}"))
+        out: Dict[str, Dict[int, dict]] = {name: {} for name in servers}
+        for n in sizes:
+            rounds: Dict[str, list] = {name: [] for name in servers}
+            for rep in range(repeats):
+                for name in servers:
+                    r = asyncio.run(round_(urls[name], n, n_tokens, f"{name}{n}-{rep}"))
+                    rounds[name].append(r)
+                    print(f"{name}: N={n} round {rep + 1}: {r['tps']:.1f} tokens/s, TTFT p50 {r['p50'] * 1e3:.0f} ms, "
+                          f"p95 {r['p95'] * 1e3:.0f} ms, {r['tokens_per_request']:.1f} tokens per request", file=sys.stderr)
+            for name, rs in rounds.items():
+                tps = np.array([r["tps"] for r in rs])
+                out[name][n] = {"tps": float(tps.mean()), "sd": float(tps.std(ddof=1)) if len(rs) > 1 else 0.0,
+                                "p50": float(np.mean([r["p50"] for r in rs])), "p95": float(np.mean([r["p95"] for r in rs]))}
+        return out
+    finally:
+        for proc in procs.values():
+            stop(proc)
+
+
 def llama_available(python: str) -> bool:
     done = subprocess.run([python, "-c", "import llama_cpp.server.app"], capture_output=True)
     return done.returncode == 0
@@ -140,8 +172,10 @@ def main() -> int:
     p.add_argument("-c", "--ctx-size", type=int, default=512, help="context per request (default 512)")
     p.add_argument("--parallel", type=int, default=32, help="ember serve --parallel (default 32)")
     p.add_argument("--llama-python", default=sys.executable, help="interpreter with llama_cpp.server")
-    p.add_argument("--llama-server", help="llama.cpp's llama-server binary: run it too")
-    p.add_argument("--no-llama", action="store_true", help="ember only")
+    p.add_argument("--llama-server", help="llama.cpp's llama-server binary: run it too, taking turns with ember")
+    p.add_argument("-r", "--repeats", type=int, default=1,
+                   help="rounds per N for ember and llama-server, taking turns (default 1)")
+    p.add_argument("--no-llama", action="store_true", help="no llama-cpp-python server")
     args = p.parse_args()
     sizes = [int(x) for x in args.clients.split(",")]
 
@@ -149,7 +183,14 @@ def main() -> int:
     port = free_port()
     ember_cmd = [sys.executable, "-m", "ember", "serve", "-m", args.model, "--port", str(port), "-t", str(args.threads),
                  "-c", str(args.ctx_size), "--parallel", str(args.parallel), "--max-queue", "1024"]
-    results["ember"] = run_server("ember", ember_cmd, port, "/health", sizes, args.n_tokens)
+    servers = {"ember": (ember_cmd, port, "/health")}
+    if args.llama_server:
+        lport = free_port()
+        servers["llama-server"] = (
+            [args.llama_server, "-m", args.model, "--port", str(lport), "-t", str(args.threads), "-tb", str(args.threads),
+             "-c", str(args.ctx_size * args.parallel), "--parallel", str(args.parallel), "--log-disable"],
+            lport, "/health")
+    results.update(run_alternating(servers, sizes, args.n_tokens, args.repeats))
     if not args.no_llama:
         if llama_available(args.llama_python):
             port = free_port()
@@ -161,14 +202,6 @@ def main() -> int:
         else:
             print("llama.cpp: llama_cpp.server is not importable (pip install 'llama-cpp-python[server]'); skipped",
                   file=sys.stderr)
-
-    if args.llama_server:
-        port = free_port()
-        results["llama-server"] = run_server(
-            "llama-server", [args.llama_server, "-m", args.model, "--port", str(port), "-t", str(args.threads), "-tb",
-                             str(args.threads), "-c", str(args.ctx_size * args.parallel), "--parallel", str(args.parallel),
-                             "--log-disable"],
-            port, "/health", sizes, args.n_tokens)
 
     names = list(results)
     others = names[1:]
@@ -182,7 +215,8 @@ def main() -> int:
         row = f"| {n} |"
         for name in names:
             r = results[name][n]
-            row += f" {r['tps']:.1f} | {r['p50'] * 1e3:.0f} | {r['p95'] * 1e3:.0f} |"
+            tps = f"{r['tps']:.1f} ± {r['sd']:.1f}" if r.get("sd") else f"{r['tps']:.1f}"
+            row += f" {tps} | {r['p50'] * 1e3:.0f} | {r['p95'] * 1e3:.0f} |"
         row += "".join(f" {results['ember'][n]['tps'] / results[o][n]['tps']:.2f} |" for o in others)
         print(row)
     return 0

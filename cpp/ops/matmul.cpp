@@ -86,7 +86,7 @@ static void packed_rows(const MatmulOut& o, int64_t g0, int64_t g1, const uint8_
     const TensorView& w = *o.w;
     const PackedTileFn tile = k.packed_tile[uint32_t(w.type)];
     const int64_t nb = w.ne0 / 32;
-    const uint64_t group_bytes = uint64_t(nb) * packed_block_bytes(w.type);
+    const uint64_t block_bytes = packed_block_bytes(w.type), group_bytes = uint64_t(nb) * block_bytes;
     const int64_t slice = n_tokens > kPackCols ? kPackSlice : nb;
     const PanelDecodeFn decode = k.panel_decode[uint32_t(w.type)];
     const PanelTileFn panel_tile = k.panel_tile[uint32_t(w.type)];
@@ -109,6 +109,15 @@ static void packed_rows(const MatmulOut& o, int64_t g0, int64_t g1, const uint8_
                 for (int64_t b0 = 0; b0 < nb; b0 += slice) {
                     const int64_t nbs = std::min(slice, nb - b0);
                     if (use_panel) decode(b0, nbs, group, panel[0]), decode(b0, nbs, group + group_bytes, panel[1]);
+                    // the pair's next slice (or the next pair's first) streams in while the tiles run:
+                    // with a batch of decoding tokens the weights come from memory once per step
+                    const bool last = b0 + slice >= nb;
+                    if (!last || g + 2 < g1) {
+                        const uint8_t* next = last ? group + 2 * group_bytes : group + uint64_t(b0 + slice) * block_bytes;
+                        const uint64_t span = uint64_t(std::min(slice, last ? nb : nb - b0 - slice)) * block_bytes;
+                        for (uint64_t off = 0; off < span; off += 64)
+                            __builtin_prefetch(next + off), __builtin_prefetch(next + group_bytes + off);
+                    }
                     for (int64_t t = t0; t < t1; t += kPackCols) {
                         const int nt = int(std::min<int64_t>(kPackCols, t1 - t));
                         const uint8_t* a = act + uint64_t(t) * act_stride;
