@@ -1,9 +1,9 @@
 // panel_avx2.cpp — AVX2 panels (see panel.h): decode a slice of a packed group once, then tiles
 // of up to 4 tokens that only multiply and add. Compiled with -mavx2 -mfma -mf16c.
 //
-// The tiles keep 4 weight vectors in registers and pass them over every token of the tile (half
-// a block at a time), so each loaded vector serves up to 4 tokens and the accumulators stay in
-// registers; the packed tiles' float steps follow in the same order, hence the same bits.
+// The tiles take one group or two adjacent ones (G): each step loads the G groups' vectors of 4
+// values, and each token's 4 activation bytes, broadcast once, multiply all G of them; the sums
+// stay in registers. The packed tiles' float steps follow in the same order, hence the same bits.
 #include <immintrin.h>
 
 #include "quants/blocks.h"
@@ -50,98 +50,66 @@ void decode_blocks(int64_t b0, int64_t nb, const uint8_t* group, uint8_t* panel)
     }
 }
 
+// G groups' panels (G = 1, or 2 for two adjacent groups) x C tokens: each broadcast of 4
+// activation bytes feeds the G groups' weight registers. Four-bit values keep a whole block in
+// int16 (sixteen products of at most 15 x 127 per lane), five-bit values widen per half (four
+// products of at most 31 x 127). The integer sums are exact and the float step is the packed
+// tile's (scale_block): the same bits as the packed tile for any G.
 template <class P>
-struct BlockTile {
-    template <int C>
-    static void run(int64_t b0, int64_t nb, const uint8_t* panel, const uint8_t* a, uint64_t as, float* out, int64_t ldo,
-                    bool accumulate) {
-        const __m256i ones = _mm256_set1_epi16(1);
-        __m256 acc[C];
-        load_acc<C>(acc, out, ldo, accumulate);
-        for (int64_t b = 0; b < nb; ++b) {
-            const uint8_t* o = panel + uint64_t(b) * kPanelBlockBytes;
-            const uint8_t* ab[C];
-#pragma GCC unroll 4
-            for (int t = 0; t < C; ++t) ab[t] = a + t * as + (b0 + b) * sizeof(block_a8);
-            // each half widens to int32 on its own: four products of at most 31 x 127 per lane
-            // fit in int16 (for four-bit values a whole block would, but the extra live
-            // registers cost more than the madd saved: measured)
-            __m256i isum[C];
-#pragma GCC unroll 2
-            for (int h = 0; h < 2; ++h) {
-                const __m256i w0 = load_a(o + 64 + 128 * h), w1 = load_a(o + 96 + 128 * h);
-                const __m256i w2 = load_a(o + 128 + 128 * h), w3 = load_a(o + 160 + 128 * h);
-#pragma GCC unroll 4
-                for (int t = 0; t < C; ++t) {
-                    const uint8_t* q = ab[t] + 8 + 16 * h;
-                    __m256i v = _mm256_add_epi16(_mm256_maddubs_epi16(w0, bcast32(q)), _mm256_maddubs_epi16(w1, bcast32(q + 4)));
-                    v = _mm256_add_epi16(v, _mm256_maddubs_epi16(w2, bcast32(q + 8)));
-                    v = _mm256_add_epi16(v, _mm256_maddubs_epi16(w3, bcast32(q + 12)));
-                    const __m256i wide = _mm256_madd_epi16(v, ones);
-                    isum[t] = h == 0 ? wide : _mm256_add_epi32(isum[t], wide);
-                }
-            }
-            const __m256 d = _mm256_load_ps(reinterpret_cast<const float*>(o));
-            const __m256 m = _mm256_load_ps(reinterpret_cast<const float*>(o + 32));
-            scale_block<C, true>(ab, isum, d, m, acc);
-        }
-        store_acc<C>(acc, out, ldo);
-    }
-};
-
-// Two groups' panels x C tokens: one broadcast per 4 activation bytes serves both groups. Each
-// group's integer sums and float step are BlockTile's (integer sums are exact in any order), so
-// the bits are the same. Four-bit values keep a whole block in int16 (sixteen products of at most
-// 15 x 127 per lane), five-bit values widen per half as BlockTile does.
-template <class P>
-struct BlockPairTile {
-    template <int C>
-    static void run(int64_t b0, int64_t nb, const uint8_t* panel0, const uint8_t* panel1, const uint8_t* a, uint64_t as,
-                    float* out, int64_t ldo, bool accumulate) {
+struct BlockTiles {
+    template <int G, int C>
+    static void run(int64_t b0, int64_t nb, const uint8_t* const* panels, const uint8_t* a, uint64_t as, float* out,
+                    int64_t ldo, bool accumulate) {
         constexpr int kHalves = P::kBits == 4 ? 1 : 2, kSteps = 8 / kHalves;
         const __m256i ones = _mm256_set1_epi16(1);
-        __m256 acc0[C], acc1[C];
-        load_acc<C>(acc0, out, ldo, accumulate);
-        load_acc<C>(acc1, out + kPackRows, ldo, accumulate);
+        __m256 acc[G][C];
+#pragma GCC unroll 2
+        for (int g = 0; g < G; ++g) load_acc<C>(acc[g], out + g * kPackRows, ldo, accumulate);
         for (int64_t b = 0; b < nb; ++b) {
-            const uint8_t* o0 = panel0 + uint64_t(b) * kPanelBlockBytes;
-            const uint8_t* o1 = panel1 + uint64_t(b) * kPanelBlockBytes;
+            const uint8_t* o[G];
+#pragma GCC unroll 2
+            for (int g = 0; g < G; ++g) o[g] = panels[g] + uint64_t(b) * kPanelBlockBytes;
             const uint8_t* ab[C];
 #pragma GCC unroll 4
             for (int t = 0; t < C; ++t) ab[t] = a + t * as + (b0 + b) * sizeof(block_a8);
-            __m256i i0[C], i1[C];
+            __m256i isum[G][C];
 #pragma GCC unroll 2
             for (int h = 0; h < kHalves; ++h) {
-                __m256i s0[C], s1[C];
+                __m256i s[G][C];
 #pragma GCC unroll 8
                 for (int j = 0; j < kSteps; ++j) {
                     const int k = h * kSteps + j;
-                    const __m256i w0 = load_a(o0 + 64 + 32 * k), w1 = load_a(o1 + 64 + 32 * k);
+                    __m256i w[G];
+#pragma GCC unroll 2
+                    for (int g = 0; g < G; ++g) w[g] = load_a(o[g] + 64 + 32 * k);
 #pragma GCC unroll 4
                     for (int t = 0; t < C; ++t) {
                         const __m256i x = bcast32(ab[t] + 8 + 4 * k);
-                        const __m256i v0 = _mm256_maddubs_epi16(w0, x), v1 = _mm256_maddubs_epi16(w1, x);
-                        s0[t] = j == 0 ? v0 : _mm256_add_epi16(s0[t], v0);
-                        s1[t] = j == 0 ? v1 : _mm256_add_epi16(s1[t], v1);
-                        // keep the sums in registers: left free, GCC computes every product of
-                        // the unrolled block first and parks them all on the stack (measured)
-                        __asm__("" : "+x"(s0[t]), "+x"(s1[t]));
+#pragma GCC unroll 2
+                        for (int g = 0; g < G; ++g) {
+                            const __m256i v = _mm256_maddubs_epi16(w[g], x);
+                            s[g][t] = j == 0 ? v : _mm256_add_epi16(s[g][t], v);
+                            // keep the sum in its register: left free, GCC computes every product
+                            // of the unrolled block first and parks them all on the stack (measured)
+                            __asm__("" : "+x"(s[g][t]));
+                        }
                     }
                 }
+#pragma GCC unroll 2
+                for (int g = 0; g < G; ++g)
 #pragma GCC unroll 4
-                for (int t = 0; t < C; ++t) {
-                    const __m256i wide0 = _mm256_madd_epi16(s0[t], ones), wide1 = _mm256_madd_epi16(s1[t], ones);
-                    i0[t] = h == 0 ? wide0 : _mm256_add_epi32(i0[t], wide0);
-                    i1[t] = h == 0 ? wide1 : _mm256_add_epi32(i1[t], wide1);
-                }
+                    for (int t = 0; t < C; ++t) {
+                        const __m256i wide = _mm256_madd_epi16(s[g][t], ones);
+                        isum[g][t] = h == 0 ? wide : _mm256_add_epi32(isum[g][t], wide);
+                    }
             }
-            scale_block<C, true>(ab, i0, _mm256_load_ps(reinterpret_cast<const float*>(o0)),
-                                 _mm256_load_ps(reinterpret_cast<const float*>(o0 + 32)), acc0);
-            scale_block<C, true>(ab, i1, _mm256_load_ps(reinterpret_cast<const float*>(o1)),
-                                 _mm256_load_ps(reinterpret_cast<const float*>(o1 + 32)), acc1);
+#pragma GCC unroll 2
+            for (int g = 0; g < G; ++g)
+                scale_block<C, true>(ab, isum[g], _mm256_load_ps(reinterpret_cast<const float*>(o[g])),
+                                     _mm256_load_ps(reinterpret_cast<const float*>(o[g] + 32)), acc[g]);
         }
-        store_acc<C>(acc0, out, ldo);
-        store_acc<C>(acc1, out + kPackRows, ldo);
+#pragma GCC unroll 2
+        for (int g = 0; g < G; ++g) store_acc<C>(acc[g], out + g * kPackRows, ldo);
     }
 };
 
@@ -167,121 +135,98 @@ void decode_q4_K(int64_t b0, int64_t nb, const uint8_t* group, uint8_t* panel) {
     }
 }
 
-struct SuperTileQ4K {
-    template <int C>
-    static void run(int64_t b0, int64_t nb, const uint8_t* panel, const uint8_t* a, uint64_t as, float* out, int64_t ldo,
-                    bool accumulate) {
-        __m256 acc[C];
-        load_acc<C>(acc, out, ldo, accumulate);
+// G groups' Q4_K panels x C tokens (as BlockTiles: one broadcast feeds G groups; exact integer
+// sums; the same float step whatever G).
+struct SuperTilesQ4K {
+    template <int G, int C>
+    static void run(int64_t b0, int64_t nb, const uint8_t* const* panels, const uint8_t* a, uint64_t as, float* out,
+                    int64_t ldo, bool accumulate) {
+        __m256 acc[G][C];
+#pragma GCC unroll 2
+        for (int g = 0; g < G; ++g) load_acc<C>(acc[g], out + g * kPackRows, ldo, accumulate);
         for (int64_t sb = 0; sb < nb / 8; ++sb) {
-            const uint8_t* o = panel + uint64_t(sb) * kPanelSuperBytes;
+            const uint8_t* o[G];
+#pragma GCC unroll 2
+            for (int g = 0; g < G; ++g) o[g] = panels[g] + uint64_t(sb) * kPanelSuperBytes;
             const block_q8_K* x[C];
 #pragma GCC unroll 4
             for (int t = 0; t < C; ++t) x[t] = reinterpret_cast<const block_q8_K*>(a + t * as) + b0 / 8 + sb;
-            __m256i isum[C], msum[C];
+            __m256i isum[G][C], msum[G][C];
+#pragma GCC unroll 2
+            for (int g = 0; g < G; ++g)
 #pragma GCC unroll 4
-            for (int t = 0; t < C; ++t) isum[t] = _mm256_setzero_si256(), msum[t] = _mm256_setzero_si256();
+                for (int t = 0; t < C; ++t) isum[g][t] = msum[g][t] = _mm256_setzero_si256();
             for (int i = 0; i < 8; ++i) {  // sub-block i: 32 values, eight products of at most 15 x 127 per lane
-                __m256i s[C];
+                __m256i s[G][C];
 #pragma GCC unroll 8
                 for (int c = 0; c < 8; ++c) {
-                    const __m256i w = load_a(o + 576 + 32 * (8 * i + c));
-#pragma GCC unroll 4
-                    for (int t = 0; t < C; ++t) {
-                        const __m256i v = _mm256_maddubs_epi16(w, bcast32(reinterpret_cast<const uint8_t*>(x[t]->qs) + 32 * i + 4 * c));
-                        s[t] = c == 0 ? v : _mm256_add_epi16(s[t], v);
-                    }
-                }
-                const __m256i sc = load_a(o + 64 + 32 * i);
-#pragma GCC unroll 4
-                for (int t = 0; t < C; ++t) isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(s[t], sc));
-            }
-#pragma GCC unroll 8
-            for (int s = 0; s < 8; ++s) {
-                const __m256i mn = load_a(o + 320 + 32 * s);
-#pragma GCC unroll 4
-                for (int t = 0; t < C; ++t)
-                    msum[t] = _mm256_add_epi32(msum[t], _mm256_madd_epi16(mn, bcast32(reinterpret_cast<const uint8_t*>(x[t]->bsums + 2 * s))));
-            }
-            const __m256 d = _mm256_load_ps(reinterpret_cast<const float*>(o));
-            const __m256 dmin = _mm256_load_ps(reinterpret_cast<const float*>(o + 32));
-#pragma GCC unroll 4
-            for (int t = 0; t < C; ++t) {
-                const __m256 dx = _mm256_set1_ps(x[t]->d);
-                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_mul_ps(d, dx), acc[t]);
-                acc[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(msum[t]), _mm256_mul_ps(dmin, dx), acc[t]);
-            }
-        }
-        store_acc<C>(acc, out, ldo);
-    }
-};
-
-// SuperTileQ4K for two groups' panels: one broadcast per 4 activation bytes serves both. The
-// integer sums are exact and the float step is SuperTileQ4K's: the same bits.
-struct SuperPairTileQ4K {
-    template <int C>
-    static void run(int64_t b0, int64_t nb, const uint8_t* panel0, const uint8_t* panel1, const uint8_t* a, uint64_t as,
-                    float* out, int64_t ldo, bool accumulate) {
-        __m256 acc0[C], acc1[C];
-        load_acc<C>(acc0, out, ldo, accumulate);
-        load_acc<C>(acc1, out + kPackRows, ldo, accumulate);
-        for (int64_t sb = 0; sb < nb / 8; ++sb) {
-            const uint8_t* o0 = panel0 + uint64_t(sb) * kPanelSuperBytes;
-            const uint8_t* o1 = panel1 + uint64_t(sb) * kPanelSuperBytes;
-            const block_q8_K* x[C];
-#pragma GCC unroll 4
-            for (int t = 0; t < C; ++t) x[t] = reinterpret_cast<const block_q8_K*>(a + t * as) + b0 / 8 + sb;
-            __m256i isum0[C], isum1[C];
-#pragma GCC unroll 4
-            for (int t = 0; t < C; ++t) isum0[t] = isum1[t] = _mm256_setzero_si256();
-            for (int i = 0; i < 8; ++i) {
-                __m256i s0[C], s1[C];
-#pragma GCC unroll 8
-                for (int c = 0; c < 8; ++c) {
-                    const __m256i w0 = load_a(o0 + 576 + 32 * (8 * i + c)), w1 = load_a(o1 + 576 + 32 * (8 * i + c));
+                    __m256i w[G];
+#pragma GCC unroll 2
+                    for (int g = 0; g < G; ++g) w[g] = load_a(o[g] + 576 + 32 * (8 * i + c));
 #pragma GCC unroll 4
                     for (int t = 0; t < C; ++t) {
                         const __m256i q = bcast32(reinterpret_cast<const uint8_t*>(x[t]->qs) + 32 * i + 4 * c);
-                        const __m256i v0 = _mm256_maddubs_epi16(w0, q), v1 = _mm256_maddubs_epi16(w1, q);
-                        s0[t] = c == 0 ? v0 : _mm256_add_epi16(s0[t], v0);
-                        s1[t] = c == 0 ? v1 : _mm256_add_epi16(s1[t], v1);
-                        __asm__("" : "+x"(s0[t]), "+x"(s1[t]));  // no parked products (see BlockPairTile)
+#pragma GCC unroll 2
+                        for (int g = 0; g < G; ++g) {
+                            const __m256i v = _mm256_maddubs_epi16(w[g], q);
+                            s[g][t] = c == 0 ? v : _mm256_add_epi16(s[g][t], v);
+                            __asm__("" : "+x"(s[g][t]));  // no parked products (see BlockTiles)
+                        }
                     }
                 }
-                const __m256i sc0 = load_a(o0 + 64 + 32 * i), sc1 = load_a(o1 + 64 + 32 * i);
+#pragma GCC unroll 2
+                for (int g = 0; g < G; ++g) {
+                    const __m256i sc = load_a(o[g] + 64 + 32 * i);
 #pragma GCC unroll 4
-                for (int t = 0; t < C; ++t) {
-                    isum0[t] = _mm256_add_epi32(isum0[t], _mm256_madd_epi16(s0[t], sc0));
-                    isum1[t] = _mm256_add_epi32(isum1[t], _mm256_madd_epi16(s1[t], sc1));
+                    for (int t = 0; t < C; ++t) isum[g][t] = _mm256_add_epi32(isum[g][t], _mm256_madd_epi16(s[g][t], sc));
                 }
             }
-            __m256i msum0[C], msum1[C];
-#pragma GCC unroll 4
-            for (int t = 0; t < C; ++t) msum0[t] = msum1[t] = _mm256_setzero_si256();
 #pragma GCC unroll 8
             for (int s = 0; s < 8; ++s) {
-                const __m256i mn0 = load_a(o0 + 320 + 32 * s), mn1 = load_a(o1 + 320 + 32 * s);
+                __m256i mn[G];
+#pragma GCC unroll 2
+                for (int g = 0; g < G; ++g) mn[g] = load_a(o[g] + 320 + 32 * s);
 #pragma GCC unroll 4
                 for (int t = 0; t < C; ++t) {
                     const __m256i bs = bcast32(reinterpret_cast<const uint8_t*>(x[t]->bsums + 2 * s));
-                    msum0[t] = _mm256_add_epi32(msum0[t], _mm256_madd_epi16(mn0, bs));
-                    msum1[t] = _mm256_add_epi32(msum1[t], _mm256_madd_epi16(mn1, bs));
+#pragma GCC unroll 2
+                    for (int g = 0; g < G; ++g) msum[g][t] = _mm256_add_epi32(msum[g][t], _mm256_madd_epi16(mn[g], bs));
                 }
             }
-            const __m256 d0 = _mm256_load_ps(reinterpret_cast<const float*>(o0)), d1 = _mm256_load_ps(reinterpret_cast<const float*>(o1));
-            const __m256 dmin0 = _mm256_load_ps(reinterpret_cast<const float*>(o0 + 32));
-            const __m256 dmin1 = _mm256_load_ps(reinterpret_cast<const float*>(o1 + 32));
+#pragma GCC unroll 2
+            for (int g = 0; g < G; ++g) {
+                const __m256 d = _mm256_load_ps(reinterpret_cast<const float*>(o[g]));
+                const __m256 dmin = _mm256_load_ps(reinterpret_cast<const float*>(o[g] + 32));
 #pragma GCC unroll 4
-            for (int t = 0; t < C; ++t) {
-                const __m256 dx = _mm256_set1_ps(x[t]->d);
-                acc0[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum0[t]), _mm256_mul_ps(d0, dx), acc0[t]);
-                acc0[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(msum0[t]), _mm256_mul_ps(dmin0, dx), acc0[t]);
-                acc1[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum1[t]), _mm256_mul_ps(d1, dx), acc1[t]);
-                acc1[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(msum1[t]), _mm256_mul_ps(dmin1, dx), acc1[t]);
+                for (int t = 0; t < C; ++t) {
+                    const __m256 dx = _mm256_set1_ps(x[t]->d);
+                    acc[g][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[g][t]), _mm256_mul_ps(d, dx), acc[g][t]);
+                    acc[g][t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(msum[g][t]), _mm256_mul_ps(dmin, dx), acc[g][t]);
+                }
             }
         }
-        store_acc<C>(acc0, out, ldo);
-        store_acc<C>(acc1, out + kPackRows, ldo);
+#pragma GCC unroll 2
+        for (int g = 0; g < G; ++g) store_acc<C>(acc[g], out + g * kPackRows, ldo);
+    }
+};
+
+// The dispatch shapes (tile_dispatch.h) over K::run<G, C>: one group, or a pair.
+template <class K>
+struct OneGroup {
+    template <int C>
+    static void run(int64_t b0, int64_t nb, const uint8_t* panel, const uint8_t* a, uint64_t as, float* out, int64_t ldo,
+                    bool accumulate) {
+        const uint8_t* panels[1] = {panel};
+        K::template run<1, C>(b0, nb, panels, a, as, out, ldo, accumulate);
+    }
+};
+template <class K>
+struct TwoGroups {
+    template <int C>
+    static void run(int64_t b0, int64_t nb, const uint8_t* panel0, const uint8_t* panel1, const uint8_t* a, uint64_t as,
+                    float* out, int64_t ldo, bool accumulate) {
+        const uint8_t* panels[2] = {panel0, panel1};
+        K::template run<2, C>(b0, nb, panels, a, as, out, ldo, accumulate);
     }
 };
 
@@ -300,22 +245,22 @@ PanelDecodeFn panel_decode(GGMLType t) {
 
 PanelTileFn panel_tile(GGMLType t) {
     switch (t) {
-        case GGMLType::Q4_0: return tile_dispatch::run_cols<BlockTile<P4_0>>;
-        case GGMLType::Q4_1: return tile_dispatch::run_cols<BlockTile<P4_1>>;
-        case GGMLType::Q5_0: return tile_dispatch::run_cols<BlockTile<P5_0>>;
-        case GGMLType::Q5_1: return tile_dispatch::run_cols<BlockTile<P5_1>>;
-        case GGMLType::Q4_K: return tile_dispatch::run_cols<SuperTileQ4K>;
+        case GGMLType::Q4_0: return tile_dispatch::run_cols<OneGroup<BlockTiles<P4_0>>>;
+        case GGMLType::Q4_1: return tile_dispatch::run_cols<OneGroup<BlockTiles<P4_1>>>;
+        case GGMLType::Q5_0: return tile_dispatch::run_cols<OneGroup<BlockTiles<P5_0>>>;
+        case GGMLType::Q5_1: return tile_dispatch::run_cols<OneGroup<BlockTiles<P5_1>>>;
+        case GGMLType::Q4_K: return tile_dispatch::run_cols<OneGroup<SuperTilesQ4K>>;
         default: return nullptr;
     }
 }
 
 PanelPairTileFn panel_pair_tile(GGMLType t) {
     switch (t) {
-        case GGMLType::Q4_0: return tile_dispatch::run_pair_cols<BlockPairTile<P4_0>>;
-        case GGMLType::Q4_1: return tile_dispatch::run_pair_cols<BlockPairTile<P4_1>>;
-        case GGMLType::Q5_0: return tile_dispatch::run_pair_cols<BlockPairTile<P5_0>>;
-        case GGMLType::Q5_1: return tile_dispatch::run_pair_cols<BlockPairTile<P5_1>>;
-        case GGMLType::Q4_K: return tile_dispatch::run_pair_cols<SuperPairTileQ4K>;
+        case GGMLType::Q4_0: return tile_dispatch::run_pair_cols<TwoGroups<BlockTiles<P4_0>>>;
+        case GGMLType::Q4_1: return tile_dispatch::run_pair_cols<TwoGroups<BlockTiles<P4_1>>>;
+        case GGMLType::Q5_0: return tile_dispatch::run_pair_cols<TwoGroups<BlockTiles<P5_0>>>;
+        case GGMLType::Q5_1: return tile_dispatch::run_pair_cols<TwoGroups<BlockTiles<P5_1>>>;
+        case GGMLType::Q4_K: return tile_dispatch::run_pair_cols<TwoGroups<SuperTilesQ4K>>;
         default: return nullptr;
     }
 }
