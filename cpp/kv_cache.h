@@ -9,9 +9,12 @@
 // Freeing a sequence returns every block whose count drops to zero.
 //
 // Memory layout: for each layer, one array of n_blocks blocks of keys and one of values; a block
-// is, for each of the n_head heads in turn, block_size rows of k_dim / n_head (v_dim / n_head)
-// elements. Head-major: attention reads one head's rows of a block, which then lie together
-// (a short run the hardware prefetcher follows) instead of a slice of every long token row.
+// is, for each of the n_head heads in turn, that head's part of block_size positions. Values:
+// block_size rows of v_dim / n_head elements. Keys: dimension-major, k_dim / n_head rows of
+// block_size elements (element d of every position together), so that attention's scores take
+// 16 positions' element d in one load, the positions in the vector lanes, and need no
+// horizontal sums. Head-major: attention reads one head's part of a block, which then lies
+// together (a short run the hardware prefetcher follows) instead of a slice of every long row.
 #pragma once
 
 #include <cstdint>
@@ -40,9 +43,12 @@ public:
 
     const KVCacheParams& params() const { return p_; }
     uint64_t bytes() const { return pool_bytes_; }
-    // Bytes from one row of a head to the next within a block, and from head h's rows to h+1's.
-    uint64_t k_row_bytes() const { return k_row_bytes_; }
+    // Values: bytes from one row (position) of a head to the next within a block. Keys: bytes
+    // from element d of a head's positions to element d + 1 (from one position to the next: the
+    // element size). Both: bytes from head h's part of a block to h + 1's.
     uint64_t v_row_bytes() const { return v_row_bytes_; }
+    uint64_t k_dim_stride() const { return k_elem_ * uint64_t(p_.block_size); }
+    uint64_t k_elem_bytes() const { return k_elem_; }
     uint64_t k_head_stride() const { return k_row_bytes_ * uint64_t(p_.block_size); }
     uint64_t v_head_stride() const { return v_row_bytes_ * uint64_t(p_.block_size); }
 
@@ -78,9 +84,10 @@ public:
     // Mark n more rows as stored (after the forward pass wrote them).
     void commit(int32_t seq, int32_t n);
 
-    // Head 0's row for position pos of seq in a layer (pos must be reserved); head h's is
-    // h * k_head_stride() (v_head_stride()) bytes on.
-    uint8_t* k_row(int32_t layer, int32_t seq, int32_t pos);
+    // Head 0's value row for position pos of seq in a layer (pos must be reserved); head h's is
+    // h * v_head_stride() bytes on. Keys: head 0's element 0 for the position; element d of
+    // head h is h * k_head_stride() + d * k_dim_stride() bytes on.
+    uint8_t* k_pos(int32_t layer, int32_t seq, int32_t pos);
     uint8_t* v_row(int32_t layer, int32_t seq, int32_t pos);
     // Start of a layer's key (value) block array; block b starts b * block_stride bytes later,
     // head h of it h * head_stride bytes after that.
@@ -113,7 +120,7 @@ private:
     void copy_block(int32_t from, int32_t to);
 
     KVCacheParams p_;
-    uint64_t k_row_bytes_ = 0, v_row_bytes_ = 0, k_block_bytes_ = 0, v_block_bytes_ = 0;
+    uint64_t k_row_bytes_ = 0, v_row_bytes_ = 0, k_block_bytes_ = 0, v_block_bytes_ = 0, k_elem_ = 2;
     uint64_t layer_stride_ = 0, v_offset_ = 0;
     // Every layer's blocks. calloc'd: the OS hands out zero pages lazily, so memory is resident
     // only once blocks are used.

@@ -20,6 +20,10 @@ from tiny_models import SAMPLE_TEXT, make_tiny_model
 
 N_TOKENS = 64
 N_GREEDY = 20
+# A quantized model's logits differ from the float reference's by 1-2 (see the comparisons
+# below), so its greedy path may take the other side of a near tie; each token it picks must then
+# still be one the reference ranks within this margin of its first after the same prefix.
+GREEDY_MARGIN = 1.0
 
 # name -> (family, make_tiny_model options)
 VARIANTS = {
@@ -53,6 +57,15 @@ def hf_greedy(model, ids, n):
         for _ in range(n):
             out.append(int(model(torch.tensor([out])).logits[0, -1].argmax()))
     return out[len(ids):]
+
+
+def hf_margins(model, prompt, tokens):
+    """The reference's logit margin of its best token over each of `tokens`, after the prompt and
+    the tokens before it (teacher forcing, one forward pass): 0 where it picks the same token."""
+    with torch.no_grad():
+        logits = model(torch.tensor([list(prompt) + list(tokens)])).logits[0].float().numpy()
+    rows = logits[len(prompt) - 1:len(prompt) - 1 + len(tokens)]
+    return rows.max(-1) - rows[np.arange(len(tokens)), list(tokens)]
 
 
 def compare(got, want, what):
@@ -164,11 +177,10 @@ def test_smollm2_q4_1(smollm2_path, smollm2_torch):
     assert agree >= 0.95
     prompt = m.tokenize("The capital of France is")
     got = m.complete(prompt, max_tokens=N_GREEDY, temperature=0, ignore_eos=True)
-    want = hf_greedy(smollm2_torch, prompt, N_GREEDY)
-    print("ember:", repr(got.text), "\ntransformers:", repr(m.detokenize(want)))
+    margins = hf_margins(smollm2_torch, prompt, got.token_ids)
+    print("ember:", repr(got.text), "\ntransformers' margins over ember's tokens:", np.round(margins, 2))
     assert "Paris" in got.text
-    same = next((i for i, (a, b) in enumerate(zip(got.token_ids, want)) if a != b), N_GREEDY)
-    assert same >= N_GREEDY // 2, f"greedy continuations part after {same} tokens"
+    assert margins.max() <= GREEDY_MARGIN, f"token {int(margins.argmax())} of the greedy continuation"
 
 
 @pytest.mark.slow
@@ -194,8 +206,7 @@ def test_gemma3_q4_k_m(gemma3_path):
     assert agree >= 0.95
     prompt = m.tokenize("The capital of France is")
     got = m.complete(prompt, max_tokens=N_GREEDY, temperature=0, ignore_eos=True)
-    want = hf_greedy(hf, prompt, N_GREEDY)
-    print("ember:", repr(got.text), "\ntransformers:", repr(m.detokenize(want)))
+    margins = hf_margins(hf, prompt, got.token_ids)
+    print("ember:", repr(got.text), "\ntransformers' margins over ember's tokens:", np.round(margins, 2))
     assert "France" in got.text or "Paris" in got.text
-    same = next((i for i, (a, b) in enumerate(zip(got.token_ids, want)) if a != b), N_GREEDY)
-    assert same >= N_GREEDY // 2, f"greedy continuations part after {same} tokens"
+    assert margins.max() <= GREEDY_MARGIN, f"token {int(margins.argmax())} of the greedy continuation"

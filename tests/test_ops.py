@@ -404,7 +404,8 @@ def test_rope_llama3_factors_match_transformers():
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("f16", [True, False])
 @pytest.mark.parametrize("n,j0,j1,block", [(1, 0, 0, 16), (37, 0, 36, 16), (37, 10, 30, 16), (100, 60, 99, 7), (64, 0, 63, 1)])
-def test_paged_attention(isa, f16, n, j0, j1, block):
+@pytest.mark.parametrize("key_rows", [False, True])  # keys dimension-major per block (the cache's layout), or rows
+def test_paged_attention(isa, f16, n, j0, j1, block, key_rows):
     rng = np.random.default_rng(n + j0)
     d = 40
     q = rng.standard_normal(d).astype(np.float32)
@@ -417,7 +418,7 @@ def test_paged_attention(isa, f16, n, j0, j1, block):
     p = np.exp(s - s.max())
     p /= p.sum()
     want = p @ vv
-    got = _core._ops_attention(q, k, v, j0, j1, scale, block, f16, 7, isa)
+    got = _core._ops_attention(q, k, v, j0, j1, scale, block, f16, 7, isa, key_rows)
     bound = 1e-5 * (np.abs(p) @ np.abs(vv)) + 1e-6
     report(got, want, bound, f"attention n={n} [{j0}, {j1}] block={block} f16={f16}")
 
@@ -439,7 +440,8 @@ def _attention_reference(q, k, v, first, last, scale, f16):
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("d", [8, 24, 40, 64, 256, 20])  # 20: not a multiple of 8 (the scalar kernel)
 @pytest.mark.parametrize("f16", [True, False])
-def test_batched_attention(isa, d, f16):
+@pytest.mark.parametrize("key_rows", [False, True])
+def test_batched_attention(isa, d, f16, key_rows):
     """Many queries over one KV head (a GQA group, several tokens, causal and windowed ranges)."""
     rng = np.random.default_rng(d)
     n = 150
@@ -450,11 +452,12 @@ def test_batched_attention(isa, d, f16):
     first, last = [r[0] for r in ranges], [r[1] for r in ranges]
     want, bound = _attention_reference(q, k, v, first, last, d ** -0.5, f16)
     for block in (16, 7):
-        got = _core._ops_attention_batch(q, k, v, first, last, d ** -0.5, block, f16, 3, isa)
+        got = _core._ops_attention_batch(q, k, v, first, last, d ** -0.5, block, f16, 3, isa, key_rows)
         report(got, want, bound, f"batched attention d={d} block={block} f16={f16}")
         # a query's result does not depend on the other queries in its batch
         for i in (0, 4, 8):
-            alone = _core._ops_attention_batch(q[i:i + 1], k, v, first[i:i + 1], last[i:i + 1], d ** -0.5, block, f16, 3, isa)
+            alone = _core._ops_attention_batch(q[i:i + 1], k, v, first[i:i + 1], last[i:i + 1], d ** -0.5, block, f16, 3, isa,
+                                               key_rows)
             np.testing.assert_array_equal(alone[0], got[i])
 
 

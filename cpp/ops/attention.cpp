@@ -1,6 +1,8 @@
 // attention.cpp — see attention.h. attend(): two passes over the keys and values (the scores,
 // then the softmax-weighted sum of values); the scores fit in the caller's scratch for any
-// context. ref::attend_batch runs it for each query.
+// context. ref::attend_batch runs it for each query. Keys stored dimension-major (the cache's
+// layout) are scored a run of one block's positions at a time: scores += q[i] * (element i of
+// the run's keys), i = 0, 1, ... (each score summed over i in order).
 #include "ops/attention.h"
 
 #include <algorithm>
@@ -14,11 +16,27 @@ namespace ember {
 void attend(const float* q, int32_t head_dim, const PagedRows& k, const PagedRows& v, int32_t j0, int32_t j1, float scale,
             float* scores, float* out, const KernelTable& kt) {
     const int32_t n = j1 - j0 + 1;
-    for (int32_t j = j0; j <= j1; ++j) {
-        const uint8_t* kr = k.row(j);
-        const float d = k.f16 ? kt.dot_f16(reinterpret_cast<const uint16_t*>(kr), q, head_dim)
-                              : kt.dot_f32(reinterpret_cast<const float*>(kr), q, head_dim);
-        scores[j - j0] = d * scale;
+    if (k.dim_major()) {
+        std::memset(scores, 0, sizeof(float) * size_t(n));
+        for (int32_t j = j0; j <= j1;) {
+            const int32_t run = std::min(j1 + 1, (j / k.block_size + 1) * k.block_size) - j;  // within one block
+            const uint8_t* kr = k.row(j);
+            float* s = scores + (j - j0);
+            for (int32_t i = 0; i < head_dim; ++i) {
+                const uint8_t* ki = kr + uint64_t(i) * k.element_stride();
+                if (k.f16) kt.axpy_f16(s, reinterpret_cast<const uint16_t*>(ki), q[i], run);
+                else kt.axpy_f32(s, reinterpret_cast<const float*>(ki), q[i], run);
+            }
+            j += run;
+        }
+        for (int32_t j = 0; j < n; ++j) scores[j] *= scale;
+    } else {
+        for (int32_t j = j0; j <= j1; ++j) {
+            const uint8_t* kr = k.row(j);
+            const float d = k.f16 ? kt.dot_f16(reinterpret_cast<const uint16_t*>(kr), q, head_dim)
+                                  : kt.dot_f32(reinterpret_cast<const float*>(kr), q, head_dim);
+            scores[j - j0] = d * scale;
+        }
     }
     softmax(scores, n);
     std::memset(out, 0, sizeof(float) * size_t(head_dim));

@@ -7,7 +7,8 @@
 // nothing of sequences or models. The batched kernel walks the keys in tiles of 16 positions
 // (at multiples of 16, whatever the cache's block size) with an online softmax, converting each
 // tile of keys and values to f32 once for all the queries; a query's result depends only on the
-// query, its range and the keys — not on which other queries share its batch.
+// query, its range and the keys — not on which other queries share its batch. Both kernels take
+// keys either way (rows, or dimension-major) and values as rows.
 #pragma once
 
 #include <cstddef>
@@ -17,7 +18,10 @@ namespace ember {
 
 struct KernelTable;
 
-// Rows of one KV head: position j is in blocks[j / block_size], row j % block_size.
+// Rows of one KV head: position j is in blocks[j / block_size], row j % block_size; element i of
+// a row is dim_stride bytes after element i - 1. Values lie row by row (dim_stride: the element
+// size); keys dimension-major, as the cache keeps them (kv_cache.h: row_stride is the element
+// size, dim_stride block_size elements).
 struct PagedRows {
     const uint8_t* base = nullptr;  // block 0, row 0 of this head
     uint64_t block_stride = 0;      // bytes between blocks
@@ -25,7 +29,13 @@ struct PagedRows {
     int32_t block_size = 1;
     const int32_t* blocks = nullptr;
     bool f16 = true;                // elements are fp16 (else f32)
+    uint64_t dim_stride = 0;        // bytes between a row's elements; 0: the element size
 
+    uint64_t elem_bytes() const { return f16 ? 2 : 4; }
+    uint64_t element_stride() const { return dim_stride ? dim_stride : elem_bytes(); }
+    // rows interleaved element by element (with one row per block the two layouts are one)
+    bool dim_major() const { return row_stride == elem_bytes() && element_stride() != elem_bytes(); }
+    // element 0 of row j
     const uint8_t* row(int32_t j) const {
         return base + uint64_t(blocks[j / block_size]) * block_stride + uint64_t(j % block_size) * row_stride;
     }

@@ -1,14 +1,15 @@
 // attention_avx2.cpp — the batched attention kernel (see attention.h), AVX2 + FMA + F16C.
 //
 // Keys are walked in tiles of 16 positions at multiples of 16. A tile's keys and values are
-// converted to f32 once (row-major scratch) — or, with a few queries only (decode: one
-// sequence's heads), read as fp16 where they lie in the cache, each row converted as it is used
-// (the same values, so the same bits); then the queries whose range meets the tile go
-// through it in groups of up to 6 consecutive queries that see the same positions of it (the
-// heads of a GQA group share a range; on a tile wholly inside their ranges, all the queries do),
-// the group's independent dependency chains interleaved. For each query of a group:
-//   scores: for each key, 8 lane-wise partial sums over head_dim in 8-lane chunks, folded by a
-//           fixed add tree; scaled; positions outside the range set to -inf;
+// converted to f32 once (scratch: keys dimension-major [hd][16], values row-major [16][hd]) — or,
+// with a few queries only (decode: one sequence's heads), read as fp16 where they lie in the
+// cache, each converted as it is used (the same values, so the same bits); then the queries whose
+// range meets the tile go through it in groups of up to 6 consecutive queries that see the same
+// positions of it (the heads of a GQA group share a range; on a tile wholly inside their ranges,
+// all the queries do), the group's independent dependency chains interleaved. For each query:
+//   scores: the 16 keys in the lanes (the cache keeps keys dimension-major): q[i] broadcast times
+//           element i of the 16 keys, summed in two chains (even i, odd i), each in the order of
+//           i, then added; scaled; positions outside the range set to -inf;
 //   online softmax: running max m and sum l; p_j = exp(s_j - m_new) (0 outside the range),
 //           alpha = exp(m_old - m_new) (1 when the max holds);
 //   output: out * alpha + sum_j p_j * v_j over the tile's positions in the range, in order;
@@ -26,6 +27,7 @@
 
 #include "ops/attention.h"
 #include "ops/avx2_math.h"
+#include "quants/fp16.h"
 
 namespace ember::avx2 {
 
@@ -39,11 +41,6 @@ inline float hsum(__m256 v) {
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
-}
-
-// _mm256_hadd_ps(a, b) as two shuffles and an add (the same sums).
-inline __m256 hadd(__m256 a, __m256 b) {
-    return _mm256_add_ps(_mm256_shuffle_ps(a, b, 0x88), _mm256_shuffle_ps(a, b, 0xDD));
 }
 
 inline float hmax(__m256 v) {
@@ -64,7 +61,38 @@ inline __m256 load8(const uint8_t* src, bool f16, int32_t i) {
 inline __m256 ld8(const float* p) { return _mm256_loadu_ps(p); }
 inline __m256 ld8(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
 
-// Rows j0 .. j0+15 of a KV head as f32, row-major [16][hd] (rows past `count` zeroed).
+// The tile's keys as f32, dimension-major [hd][16]: element i of key j0 + j at i * 16 + j (keys
+// past `count` zeroed; or, where the tile lies in one block of dimension-major keys, whatever the
+// block holds there: their scores are masked).
+void load_keys(const PagedRows& k, int32_t j0, int32_t count, int32_t hd, float* dst) {
+    const uint64_t es = k.element_stride();
+    if (k.dim_major() && k.block_size % kTile == 0) {  // element i of the 16 keys lies together
+        const uint8_t* first = k.row(j0);
+        for (int32_t i = 0; i < hd; ++i) {
+            const uint8_t* src = first + uint64_t(i) * es;
+            _mm256_storeu_ps(dst + 16 * i, load8(src, k.f16, 0));
+            _mm256_storeu_ps(dst + 16 * i + 8, load8(src, k.f16, 8));
+        }
+        return;
+    }
+    for (int32_t j = 0; j < kTile; ++j) {
+        const uint8_t* src = j < count ? k.row(j0 + j) : nullptr;
+        for (int32_t i = 0; i < hd; ++i) {
+            float x = 0.0f;
+            if (src && k.f16) {
+                uint16_t h;
+                std::memcpy(&h, src + uint64_t(i) * es, 2);
+                x = fp16_to_fp32(h);
+            } else if (src) {
+                std::memcpy(&x, src + uint64_t(i) * es, 4);
+            }
+            dst[16 * i + j] = x;
+        }
+    }
+}
+
+// Values j0 .. j0+15 of a KV head as f32, row-major [16][hd] (rows past `count` zeroed); a
+// value row's elements lie together.
 void load_rows(const PagedRows& rows, int32_t j0, int32_t count, int32_t hd, float* dst) {
     // j0 is a multiple of kTile: with blocks of a multiple of kTile rows the tile lies in one
     // block, found once (PagedRows::row divides by a run-time block size: it showed in profiles)
@@ -85,42 +113,37 @@ void load_rows(const PagedRows& rows, int32_t j0, int32_t count, int32_t hd, flo
     }
 }
 
-// Partial scores of NQ queries against 4 keys (rows of k, hd apart): for each key, lane-wise
-// sums of q * k over the dimensions in chunks of 8, then lanes added in pairs and pairs of pairs
-// (hadd), so that lanes 0-3 plus lanes 4-7 of the result are q . k_j for j = 0..3.
+// s[n][0..16) = q_n . k_j for the tile's 16 keys, NQ <= 3 queries at once. Element i of the 16
+// keys is at kt + i * stride (the keys in the lanes: no horizontal sums). Each score is the sum
+// over the even i plus the sum over the odd i, each in the order of i (two chains keep the
+// multiply-adds flowing), whatever NQ.
 template <int NQ, class T>
-inline void scores4(const float* const* q, const T* k, int32_t hd, __m256* u) {
-    __m256 a[NQ][4];
+inline void scores16(const float* const* q, const T* kt, size_t stride, int32_t hd, float (*s)[kTile]) {
+    __m256 e[NQ][2], o[NQ][2];
     #pragma GCC unroll 4
-    for (int n = 0; n < NQ; ++n)
-        for (int j = 0; j < 4; ++j) a[n][j] = _mm256_setzero_ps();
-    for (int32_t i = 0; i < hd; i += 8) {
-        __m256 qv[NQ];
+    for (int n = 0; n < NQ; ++n) e[n][0] = e[n][1] = o[n][0] = o[n][1] = _mm256_setzero_ps();
+    for (int32_t i = 0; i < hd; i += 2) {
+        const T* k0 = kt + size_t(i) * stride;
+        const __m256 a0 = ld8(k0), a1 = ld8(k0 + 8);
         #pragma GCC unroll 4
-        for (int n = 0; n < NQ; ++n) qv[n] = _mm256_loadu_ps(q[n] + i);
+        for (int n = 0; n < NQ; ++n) {
+            const __m256 qv = _mm256_broadcast_ss(q[n] + i);
+            e[n][0] = _mm256_fmadd_ps(qv, a0, e[n][0]);
+            e[n][1] = _mm256_fmadd_ps(qv, a1, e[n][1]);
+        }
+        const T* k1 = k0 + stride;
+        const __m256 b0 = ld8(k1), b1 = ld8(k1 + 8);
         #pragma GCC unroll 4
-        for (int j = 0; j < 4; ++j) {
-            const __m256 kv = ld8(k + size_t(j) * size_t(hd) + i);
-            #pragma GCC unroll 4
-            for (int n = 0; n < NQ; ++n) a[n][j] = _mm256_fmadd_ps(qv[n], kv, a[n][j]);
+        for (int n = 0; n < NQ; ++n) {
+            const __m256 qv = _mm256_broadcast_ss(q[n] + i + 1);
+            o[n][0] = _mm256_fmadd_ps(qv, b0, o[n][0]);
+            o[n][1] = _mm256_fmadd_ps(qv, b1, o[n][1]);
         }
     }
     #pragma GCC unroll 4
-    for (int n = 0; n < NQ; ++n) u[n] = hadd(hadd(a[n][0], a[n][1]), hadd(a[n][2], a[n][3]));
-}
-
-// s[n][0..16) = q_n . k_j for the tile's 16 keys (row-major [16][hd]), NQ queries at once.
-template <int NQ, class T>
-inline void scores16(const float* const* q, const T* ktile, int32_t hd, float (*s)[kTile]) {
-    #pragma GCC unroll 2
-    for (int h = 0; h < 2; ++h) {
-        __m256 u0[NQ], u1[NQ];
-        scores4<NQ>(q, ktile + size_t(8 * h) * size_t(hd), hd, u0);
-        scores4<NQ>(q, ktile + size_t(8 * h + 4) * size_t(hd), hd, u1);
-        #pragma GCC unroll 4
-        for (int n = 0; n < NQ; ++n)
-            _mm256_store_ps(s[n] + 8 * h, _mm256_add_ps(_mm256_permute2f128_ps(u0[n], u1[n], 0x20),
-                                                         _mm256_permute2f128_ps(u0[n], u1[n], 0x31)));
+    for (int n = 0; n < NQ; ++n) {
+        _mm256_store_ps(s[n], _mm256_add_ps(e[n][0], o[n][0]));
+        _mm256_store_ps(s[n] + 8, _mm256_add_ps(e[n][1], o[n][1]));
     }
 }
 
@@ -163,9 +186,10 @@ inline void accumulate_pv(float* const* out, const T* vtile, int32_t hd, int32_t
 }
 
 // One tile for G queries (indices idx) that all see positions [js, je) of it.
+// ktile: element i of the 16 keys at ktile + i * kstride; vtile: row-major [16][hd].
 template <int G, class T>
-void tile_group(const AttnQueries& qs, const int32_t* idx, int32_t hd, const T* ktile, const T* vtile, float scale,
-                int32_t js, int32_t je, float* m, float* l) {
+void tile_group(const AttnQueries& qs, const int32_t* idx, int32_t hd, const T* ktile, size_t kstride, const T* vtile,
+                float scale, int32_t js, int32_t je, float* m, float* l) {
     const float* q[G];
     float* out[G];
     #pragma GCC unroll 8
@@ -176,9 +200,9 @@ void tile_group(const AttnQueries& qs, const int32_t* idx, int32_t hd, const T* 
     // scores, three queries at a time (12 accumulators)
     alignas(32) float sc[G][kTile];
     #pragma GCC unroll 2
-    for (int g = 0; g + 3 <= G; g += 3) scores16<3>(q + g, ktile, hd, sc + g);
-    if (G % 3 == 2) scores16<2>(q + G - 2, ktile, hd, sc + G - 2);
-    if (G % 3 == 1) scores16<1>(q + G - 1, ktile, hd, sc + G - 1);
+    for (int g = 0; g + 3 <= G; g += 3) scores16<3>(q + g, ktile, kstride, hd, sc + g);
+    if (G % 3 == 2) scores16<2>(q + G - 2, ktile, kstride, hd, sc + G - 2);
+    if (G % 3 == 1) scores16<1>(q + G - 1, ktile, kstride, hd, sc + G - 1);
     const __m256 vscale = _mm256_set1_ps(scale);
     const bool partial = js > 0 || je < kTile;
     const __m256 in0 = lanes_in(0, js, je), in1 = lanes_in(8, js, je);
@@ -215,8 +239,8 @@ void tile_group(const AttnQueries& qs, const int32_t* idx, int32_t hd, const T* 
 }
 
 template <class T>
-using TileGroupFn = void (*)(const AttnQueries&, const int32_t*, int32_t, const T*, const T*, float, int32_t, int32_t,
-                             float*, float*);
+using TileGroupFn = void (*)(const AttnQueries&, const int32_t*, int32_t, const T*, size_t, const T*, float, int32_t,
+                             int32_t, float*, float*);
 template <class T>
 constexpr TileGroupFn<T> kTileGroup[kGroup + 1] = {nullptr,          tile_group<1, T>, tile_group<2, T>, tile_group<3, T>,
                                                   tile_group<4, T>, tile_group<5, T>, tile_group<6, T>};  // by group size
@@ -229,7 +253,7 @@ void attend_batch(const AttnQueries& qs, int32_t hd, const PagedRows& k, const P
         ref::attend_batch(qs, hd, k, v, scale, scratch, kt);
         return;
     }
-    float* ktile = scratch;                            // [16][hd]
+    float* ktile = scratch;                            // [hd][16]
     float* vtile = ktile + size_t(kTile) * size_t(hd); // [16][hd]
     float* m = vtile + size_t(kTile) * size_t(hd);     // [n] running max
     float* l = m + qs.n;                               // [n] running sum
@@ -241,10 +265,12 @@ void attend_batch(const AttnQueries& qs, int32_t hd, const PagedRows& k, const P
         l[i] = 0.0f;
         std::memset(qs.out[i], 0, sizeof(float) * size_t(hd));
     }
-    const auto packed16 = [&](const PagedRows& r) {
-        return r.f16 && r.block_size % kTile == 0 && r.row_stride == 2 * uint64_t(hd);
-    };
-    const bool direct = qs.n <= kGroup && packed16(k) && packed16(v);
+    // the fp16 cache as it lies: a tile in one block, keys dimension-major, value rows packed
+    const bool keys16 = k.f16 && k.block_size % kTile == 0 && k.dim_major();
+    const bool values16 =
+        v.f16 && v.block_size % kTile == 0 && v.row_stride == 2 * uint64_t(hd) && v.element_stride() == 2;
+    const bool direct = qs.n <= kGroup && keys16 && values16;
+    const size_t kstride16 = size_t(k.element_stride() / 2);  // (direct) elements from key element i to i + 1
     for (int32_t j0 = lo / kTile * kTile; j0 <= hi; j0 += kTile) {
         const int32_t count = std::min(kTile, hi - j0 + 1);
         // With few queries (a decoding sequence's heads) each key is read by one group: the
@@ -253,7 +279,7 @@ void attend_batch(const AttnQueries& qs, int32_t hd, const PagedRows& k, const P
         const uint16_t* k16 = direct ? reinterpret_cast<const uint16_t*>(k.row(j0)) : nullptr;
         const uint16_t* v16 = direct ? reinterpret_cast<const uint16_t*>(v.row(j0)) : nullptr;
         if (!direct) {
-            load_rows(k, j0, count, hd, ktile);
+            load_keys(k, j0, count, hd, ktile);
             load_rows(v, j0, count, hd, vtile);
         }
         // runs of up to kGroup queries (in batch order) that see the same positions of the tile
@@ -266,8 +292,8 @@ void attend_batch(const AttnQueries& qs, int32_t hd, const PagedRows& k, const P
             }
             const bool meets = s < e;
             if (n_idx > 0 && (!meets || s != js || e != je || n_idx == kGroup)) {
-                if (direct) kTileGroup<uint16_t>[n_idx](qs, idx, hd, k16, v16, scale, js, je, m, l);
-                else kTileGroup<float>[n_idx](qs, idx, hd, ktile, vtile, scale, js, je, m, l);
+                if (direct) kTileGroup<uint16_t>[n_idx](qs, idx, hd, k16, kstride16, v16, scale, js, je, m, l);
+                else kTileGroup<float>[n_idx](qs, idx, hd, ktile, kTile, vtile, scale, js, je, m, l);
                 n_idx = 0;
             }
             if (!meets) continue;

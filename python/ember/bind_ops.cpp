@@ -184,12 +184,13 @@ py::array_t<float> rope_hook(F32 x, int32_t pos, int32_t n_dims, const std::stri
 }
 
 // Keys and values (n rows of head_dim) scattered over blocks in a shuffled order, so the tests
-// exercise the block table rather than contiguous rows.
+// exercise the block table rather than contiguous rows; keys dimension-major in each block, as
+// the KV cache keeps them, or (key_rows) row by row like the values.
 struct PagedCopy {
     std::vector<int32_t> order;
     std::vector<uint8_t> k, v;
     PagedRows kr, vr;
-    PagedCopy(const F32& kin, const F32& vin, int32_t block_size, bool f16, uint32_t seed) {
+    PagedCopy(const F32& kin, const F32& vin, int32_t block_size, bool f16, uint32_t seed, bool key_rows) {
         const int32_t n = int32_t(kin.shape(0)), d = int32_t(kin.shape(1));
         const int32_t n_blocks = (n + block_size - 1) / block_size;
         order.resize(static_cast<size_t>(n_blocks));
@@ -198,32 +199,35 @@ struct PagedCopy {
         const uint64_t elem = f16 ? 2 : 4, row = uint64_t(d) * elem, block = row * uint64_t(block_size);
         k.resize(block * uint64_t(n_blocks));
         v.resize(k.size());
+        // keys: element i of a block's rows together (or rows, as the values)
+        const uint64_t dim = key_rows ? elem : elem * uint64_t(block_size), kstep = key_rows ? row : elem;
         for (int32_t j = 0; j < n; ++j) {
-            const uint64_t at = uint64_t(order[size_t(j / block_size)]) * block + uint64_t(j % block_size) * row;
+            const uint64_t first = uint64_t(order[size_t(j / block_size)]) * block;
+            const uint64_t at = first + uint64_t(j % block_size) * row, kat = first + uint64_t(j % block_size) * kstep;
             for (int32_t i = 0; i < d; ++i) {
                 const float kv = kin.data()[int64_t(j) * d + i], vv = vin.data()[int64_t(j) * d + i];
                 if (f16) {
                     const uint16_t hk = fp32_to_fp16(kv), hv = fp32_to_fp16(vv);
-                    std::memcpy(k.data() + at + 2 * i, &hk, 2);
+                    std::memcpy(k.data() + kat + dim * uint64_t(i), &hk, 2);
                     std::memcpy(v.data() + at + 2 * i, &hv, 2);
                 } else {
-                    std::memcpy(k.data() + at + 4 * i, &kv, 4);
+                    std::memcpy(k.data() + kat + dim * uint64_t(i), &kv, 4);
                     std::memcpy(v.data() + at + 4 * i, &vv, 4);
                 }
             }
         }
-        kr = PagedRows{k.data(), block, row, block_size, order.data(), f16};
+        kr = PagedRows{k.data(), block, kstep, block_size, order.data(), f16, dim};
         vr = PagedRows{v.data(), block, row, block_size, order.data(), f16};
     }
 };
 
 py::array_t<float> attention_hook(F32 q, F32 k, F32 v, int32_t j0, int32_t j1, float scale, int32_t block_size, bool f16,
-                                  uint32_t shuffle_seed, const std::optional<std::string>& isa) {
+                                  uint32_t shuffle_seed, const std::optional<std::string>& isa, bool key_rows) {
     need(q.ndim() == 1 && k.ndim() == 2 && v.ndim() == 2 && k.shape(1) == q.shape(0) && v.shape(1) == q.shape(0) &&
              k.shape(0) == v.shape(0), "shapes: q (d,), k and v (n, d)");
     const int32_t n = int32_t(k.shape(0)), d = int32_t(q.shape(0));
     need(0 <= j0 && j0 <= j1 && j1 < n && block_size > 0, "bad range");
-    const PagedCopy kv(k, v, block_size, f16, shuffle_seed);
+    const PagedCopy kv(k, v, block_size, f16, shuffle_seed, key_rows);
     std::vector<float> scores(static_cast<size_t>(n));
     py::array_t<float> out(d);
     attend(q.data(), d, kv.kr, kv.vr, j0, j1, scale, scores.data(), out.mutable_data(), table(isa));
@@ -233,13 +237,13 @@ py::array_t<float> attention_hook(F32 q, F32 k, F32 v, int32_t j0, int32_t j1, f
 // Many queries over one KV head through the batched kernel: query i sees [first[i], last[i]].
 py::array_t<float> attention_batch_hook(F32 q, F32 k, F32 v, const std::vector<int32_t>& first, const std::vector<int32_t>& last,
                                         float scale, int32_t block_size, bool f16, uint32_t shuffle_seed,
-                                        const std::optional<std::string>& isa) {
+                                        const std::optional<std::string>& isa, bool key_rows) {
     need(q.ndim() == 2 && k.ndim() == 2 && v.ndim() == 2 && k.shape(1) == q.shape(1) && v.shape(1) == q.shape(1) &&
              k.shape(0) == v.shape(0), "shapes: q (m, d), k and v (n, d)");
     const int32_t m = int32_t(q.shape(0)), n = int32_t(k.shape(0)), d = int32_t(q.shape(1));
     need(first.size() == size_t(m) && last.size() == size_t(m) && block_size > 0, "one range per query");
     for (int32_t i = 0; i < m; ++i) need(0 <= first[i] && first[i] <= last[i] && last[i] < n, "bad range");
-    const PagedCopy kv(k, v, block_size, f16, shuffle_seed);
+    const PagedCopy kv(k, v, block_size, f16, shuffle_seed, key_rows);
     py::array_t<float> out({py::ssize_t(m), py::ssize_t(d)});
     std::vector<const float*> qp(static_cast<size_t>(m));
     std::vector<float*> op(static_cast<size_t>(m));
@@ -336,8 +340,8 @@ void bind_ops(py::module_& m) {
           py::arg("freq_factors") = py::none());
     m.def("_ops_attention_batch", &attention_batch_hook, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("first"),
           py::arg("last"), py::arg("scale"), py::arg("block_size") = 16, py::arg("f16") = true, py::arg("shuffle_seed") = 0,
-          py::arg("isa") = py::none());
+          py::arg("isa") = py::none(), py::arg("key_rows") = false);
     m.def("_ops_attention", &attention_hook, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("j0"), py::arg("j1"),
           py::arg("scale"), py::arg("block_size") = 16, py::arg("f16") = true, py::arg("shuffle_seed") = 0,
-          py::arg("isa") = py::none());
+          py::arg("isa") = py::none(), py::arg("key_rows") = false);
 }
