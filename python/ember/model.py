@@ -2,7 +2,7 @@ r"""``ember.Model``: load a GGUF model and generate text, stream it, score it, c
 
 >>> model = ember.Model("SmolLM2-135M-Instruct.Q4_1.gguf")
 >>> model.generate("The capital of France is", max_tokens=8, temperature=0)
-' Paris.\n\nThe answer is:'
+' Paris.\n\nThe United States has'
 
 Everything heavy runs in the C++ core with the GIL released; one model may be used from several
 threads (calls into it are serialized; streams interleave token by token). Sampling defaults
