@@ -20,7 +20,7 @@ KVCache::KVCache(const KVCacheParams& p) : p_(p) {
     const uint64_t elem = p.type == GGMLType::F16 ? 2 : 4;
     // Head rows padded to 8 bytes keep every row aligned for the SIMD loads (a head's keys take
     // the same room, dimension-major: k_row_bytes_ * block_size >= head_dim * block_size * elem).
-    k_elem_ = elem;
+    elem_ = elem;
     k_row_bytes_ = (uint64_t(p.k_dim / p.n_head) * elem + 7) / 8 * 8;
     v_row_bytes_ = (uint64_t(p.v_dim / p.n_head) * elem + 7) / 8 * 8;
     k_block_bytes_ = k_row_bytes_ * uint64_t(p.block_size) * uint64_t(p.n_head);
@@ -196,7 +196,7 @@ void KVCache::commit(int32_t id, int32_t n) {
 uint8_t* KVCache::k_pos(int32_t layer, int32_t id, int32_t pos) {
     const Seq& s = seqs_[size_t(id)];
     const int32_t b = s.blocks[size_t(pos / p_.block_size)];
-    return base() + uint64_t(layer) * layer_stride_ + uint64_t(b) * k_block_bytes_ + uint64_t(pos % p_.block_size) * k_elem_;
+    return base() + uint64_t(layer) * layer_stride_ + uint64_t(b) * k_block_bytes_ + uint64_t(pos % p_.block_size) * elem_;
 }
 
 uint8_t* KVCache::v_row(int32_t layer, int32_t id, int32_t pos) {

@@ -47,8 +47,8 @@ public:
     // from element d of a head's positions to element d + 1 (from one position to the next: the
     // element size). Both: bytes from head h's part of a block to h + 1's.
     uint64_t v_row_bytes() const { return v_row_bytes_; }
-    uint64_t k_dim_stride() const { return k_elem_ * uint64_t(p_.block_size); }
-    uint64_t k_elem_bytes() const { return k_elem_; }
+    uint64_t k_dim_stride() const { return elem_ * uint64_t(p_.block_size); }
+    uint64_t elem_bytes() const { return elem_; }  // of keys and values alike (the cache's type)
     uint64_t k_head_stride() const { return k_row_bytes_ * uint64_t(p_.block_size); }
     uint64_t v_head_stride() const { return v_row_bytes_ * uint64_t(p_.block_size); }
 
@@ -120,7 +120,7 @@ private:
     void copy_block(int32_t from, int32_t to);
 
     KVCacheParams p_;
-    uint64_t k_row_bytes_ = 0, v_row_bytes_ = 0, k_block_bytes_ = 0, v_block_bytes_ = 0, k_elem_ = 2;
+    uint64_t k_row_bytes_ = 0, v_row_bytes_ = 0, k_block_bytes_ = 0, v_block_bytes_ = 0, elem_ = 2;
     uint64_t layer_stride_ = 0, v_offset_ = 0;
     // Every layer's blocks. calloc'd: the OS hands out zero pages lazily, so memory is resident
     // only once blocks are used.

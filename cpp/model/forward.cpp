@@ -165,8 +165,9 @@ struct Pass {
                 uint8_t* kpos = kv.k_pos(il, s, pos);
                 uint8_t* vrow = kv.v_row(il, s, pos);
                 for (int32_t h = 0; h < hp.n_head_kv; ++h) {  // the cache keeps each head's rows together
-                    store_key(kt + h * hd, kpos + uint64_t(h) * kv.k_head_stride(), hd);
-                    store_row(v + t * vd + h * hp.head_dim_v, vrow + uint64_t(h) * kv.v_head_stride(), hp.head_dim_v);
+                    store(kt + h * hd, kpos + uint64_t(h) * kv.k_head_stride(), hd, kv.k_dim_stride());
+                    store(v + t * vd + h * hp.head_dim_v, vrow + uint64_t(h) * kv.v_head_stride(), hp.head_dim_v,
+                          kv.elem_bytes());
                 }
             }
         });
@@ -192,7 +193,7 @@ struct Pass {
             }
             const std::vector<int32_t>& blocks = kv.seq_blocks(batch.seq[size_t(begin + task.token)]);
             const PagedRows kr{kv.k_layer(il) + uint64_t(task.kv_head) * kv.k_head_stride(), kv.k_block_stride(),
-                               kv.k_elem_bytes(), kv.params().block_size, blocks.data(), f16, kv.k_dim_stride()};
+                               kv.elem_bytes(), kv.params().block_size, blocks.data(), f16, kv.k_dim_stride()};
             const PagedRows vr{kv.v_layer(il) + uint64_t(task.kv_head) * kv.v_head_stride(), kv.v_block_stride(),
                                kv.v_row_bytes(), kv.params().block_size, blocks.data(), f16};
             const AttnQueries queries{qp, op, first, last, n};
@@ -226,20 +227,22 @@ struct Pass {
         for (int64_t i = 0; i < n; ++i) buf.x[size_t(i)] += buf.proj[size_t(i)];
     }
 
-    void store_row(const float* src, uint8_t* dst, int32_t n) {
-        if (kv.params().type == GGMLType::F16) k.quantize[uint32_t(GGMLType::F16)](src, dst, n);
-        else std::memcpy(dst, src, sizeof(float) * size_t(n));
-    }
-    // A key into its column of the block: the cache keeps keys dimension-major (kv_cache.h).
-    // fp16 goes through the same conversion as store_row's, a chunk at a time.
-    void store_key(const float* src, uint8_t* dst, int32_t n) {
-        const uint64_t stride = kv.k_dim_stride();
-        const uint64_t elem = kv.k_elem_bytes();
+    // n elements into the cache in its type, element i at dst + i * stride: a value row (stride
+    // the element size) or a key's column of its block (stride k_dim_stride(): the cache keeps
+    // keys dimension-major, kv_cache.h). fp16 is converted a chunk at a time, then scattered.
+    void store(const float* src, uint8_t* dst, int32_t n, uint64_t stride) {
+        const bool f16 = kv.params().type == GGMLType::F16;
+        const uint64_t elem = f16 ? 2 : 4;
+        if (stride == elem) {
+            if (f16) k.quantize[uint32_t(GGMLType::F16)](src, dst, n);
+            else std::memcpy(dst, src, sizeof(float) * size_t(n));
+            return;
+        }
         uint16_t half[256];
         for (int32_t i0 = 0; i0 < n; i0 += 256) {
             const int32_t m = std::min<int32_t>(256, n - i0);
             const uint8_t* from = reinterpret_cast<const uint8_t*>(src + i0);
-            if (kv.params().type == GGMLType::F16) {
+            if (f16) {
                 k.quantize[uint32_t(GGMLType::F16)](src + i0, reinterpret_cast<uint8_t*>(half), m);
                 from = reinterpret_cast<const uint8_t*>(half);
             }
