@@ -26,13 +26,15 @@ KVCache::KVCache(const KVCacheParams& p) : p_(p) {
     k_block_bytes_ = k_row_bytes_ * uint64_t(p.block_size) * uint64_t(p.n_head);
     v_block_bytes_ = v_row_bytes_ * uint64_t(p.block_size) * uint64_t(p.n_head);
     uint64_t total = 0;
-    if (mul_overflows(k_block_bytes_, uint64_t(p.n_blocks), &v_offset_) ||
-        mul_overflows(k_block_bytes_ + v_block_bytes_, uint64_t(p.n_blocks), &layer_stride_) ||
-        mul_overflows(layer_stride_, uint64_t(p.n_layer), &total) || total > (uint64_t(1) << 46))
+    layer_stride_ = k_block_bytes_ + v_block_bytes_;
+    if (mul_overflows(layer_stride_, uint64_t(p.n_layer), &block_stride_) ||
+        mul_overflows(block_stride_, uint64_t(p.n_blocks), &total) || total > (uint64_t(1) << 46))
         fail<ArgumentError>("KV cache of ", p.n_blocks, " blocks x ", p.block_size, " tokens is too large");
-    pool_.reset(static_cast<uint8_t*>(std::calloc(size_t(total), 1)));
-    if (!pool_) fail<CapacityError>("could not allocate the KV cache (", total >> 20, " MiB)");
-    pool_bytes_ = total;
+    try {
+        pool_ = BigBuffer(total);
+    } catch (const CapacityError&) {
+        fail<CapacityError>("could not allocate the KV cache (", total >> 20, " MiB)");
+    }
     refcount_.assign(size_t(p.n_blocks), 0);
     free_.reserve(size_t(p.n_blocks));
     for (int32_t b = p.n_blocks - 1; b >= 0; --b) free_.push_back(b);
@@ -148,12 +150,7 @@ void KVCache::release_block(int32_t b) {
 }
 
 void KVCache::copy_block(int32_t from, int32_t to) {
-    for (int32_t l = 0; l < p_.n_layer; ++l) {
-        uint8_t* k = base() + uint64_t(l) * layer_stride_;
-        uint8_t* v = k + v_offset_;
-        std::memcpy(k + uint64_t(to) * k_block_bytes_, k + uint64_t(from) * k_block_bytes_, k_block_bytes_);
-        std::memcpy(v + uint64_t(to) * v_block_bytes_, v + uint64_t(from) * v_block_bytes_, v_block_bytes_);
-    }
+    std::memcpy(base() + uint64_t(to) * block_stride_, base() + uint64_t(from) * block_stride_, block_stride_);
 }
 
 int32_t KVCache::blocks_needed(int32_t id, int32_t n) const {
@@ -196,13 +193,13 @@ void KVCache::commit(int32_t id, int32_t n) {
 uint8_t* KVCache::k_pos(int32_t layer, int32_t id, int32_t pos) {
     const Seq& s = seqs_[size_t(id)];
     const int32_t b = s.blocks[size_t(pos / p_.block_size)];
-    return base() + uint64_t(layer) * layer_stride_ + uint64_t(b) * k_block_bytes_ + uint64_t(pos % p_.block_size) * elem_;
+    return base() + uint64_t(b) * block_stride_ + uint64_t(layer) * layer_stride_ + uint64_t(pos % p_.block_size) * elem_;
 }
 
 uint8_t* KVCache::v_row(int32_t layer, int32_t id, int32_t pos) {
     const Seq& s = seqs_[size_t(id)];
     const int32_t b = s.blocks[size_t(pos / p_.block_size)];
-    return base() + uint64_t(layer) * layer_stride_ + v_offset_ + uint64_t(b) * v_block_bytes_ +
+    return base() + uint64_t(b) * block_stride_ + uint64_t(layer) * layer_stride_ + k_block_bytes_ +
            uint64_t(pos % p_.block_size) * v_row_bytes_;
 }
 

@@ -8,8 +8,10 @@
 // block copies it (copy-on-write), so the two sequences diverge without disturbing each other.
 // Freeing a sequence returns every block whose count drops to zero.
 //
-// Memory layout: for each layer, one array of n_blocks blocks of keys and one of values; a block
-// is, for each of the n_head heads in turn, that head's part of block_size positions. Values:
+// Memory layout: block after block, each holding, layer after layer, the layer's keys then its
+// values, each for the n_head heads in turn, that head's part of block_size positions (so a
+// block's memory is one span: pages become resident a block at a time, and copying a block is
+// one copy). Values:
 // block_size rows of v_dim / n_head elements. Keys: dimension-major, k_dim / n_head rows of
 // block_size elements (element d of every position together), so that attention's scores take
 // 16 positions' element d in one load, the positions in the vector lanes, and need no
@@ -18,10 +20,9 @@
 #pragma once
 
 #include <cstdint>
-#include <cstdlib>
-#include <memory>
 #include <vector>
 
+#include "big_buffer.h"
 #include "quants/types.h"
 
 namespace ember {
@@ -42,7 +43,7 @@ public:
     explicit KVCache(const KVCacheParams& p);  // throws ArgumentError / Error (allocation)
 
     const KVCacheParams& params() const { return p_; }
-    uint64_t bytes() const { return pool_bytes_; }
+    uint64_t bytes() const { return pool_.size(); }
     // Values: bytes from one row (position) of a head to the next within a block. Keys: bytes
     // from element d of a head's positions to element d + 1 (from one position to the next: the
     // element size). Both: bytes from head h's part of a block to h + 1's.
@@ -89,12 +90,12 @@ public:
     // head h is h * k_head_stride() + d * k_dim_stride() bytes on.
     uint8_t* k_pos(int32_t layer, int32_t seq, int32_t pos);
     uint8_t* v_row(int32_t layer, int32_t seq, int32_t pos);
-    // Start of a layer's key (value) block array; block b starts b * block_stride bytes later,
-    // head h of it h * head_stride bytes after that.
+    // A layer's keys (values) in block 0; block b's are b * block_stride bytes later, head h's
+    // part of them h * head_stride bytes after that.
     const uint8_t* k_layer(int32_t layer) const { return base() + uint64_t(layer) * layer_stride_; }
-    const uint8_t* v_layer(int32_t layer) const { return base() + uint64_t(layer) * layer_stride_ + v_offset_; }
-    uint64_t k_block_stride() const { return k_block_bytes_; }
-    uint64_t v_block_stride() const { return v_block_bytes_; }
+    const uint8_t* v_layer(int32_t layer) const { return k_layer(layer) + k_block_bytes_; }
+    uint64_t k_block_stride() const { return block_stride_; }
+    uint64_t v_block_stride() const { return block_stride_; }
 
     // --- accounting ---------------------------------------------------------------------------
     int32_t n_blocks_free() const { return int32_t(free_.size()); }
@@ -111,8 +112,8 @@ private:
         int32_t len = 0;
         std::vector<int32_t> blocks;
     };
-    const uint8_t* base() const { return pool_.get(); }
-    uint8_t* base() { return pool_.get(); }
+    const uint8_t* base() const { return pool_.data(); }
+    uint8_t* base() { return pool_.data(); }
     Seq& seq(int32_t id);
     const Seq& seq(int32_t id) const;
     int32_t take_block();
@@ -121,11 +122,9 @@ private:
 
     KVCacheParams p_;
     uint64_t k_row_bytes_ = 0, v_row_bytes_ = 0, k_block_bytes_ = 0, v_block_bytes_ = 0, elem_ = 2;
-    uint64_t layer_stride_ = 0, v_offset_ = 0;
-    // Every layer's blocks. calloc'd: the OS hands out zero pages lazily, so memory is resident
-    // only once blocks are used.
-    std::unique_ptr<uint8_t, void (*)(void*)> pool_{nullptr, std::free};
-    uint64_t pool_bytes_ = 0;
+    uint64_t layer_stride_ = 0, block_stride_ = 0;  // a layer's keys and values in a block; a block
+    // Every layer's blocks: zero pages from the OS, resident only once blocks are used.
+    BigBuffer pool_;
     std::vector<int32_t> refcount_;     // per block
     std::vector<int32_t> free_;         // stack of free blocks (lowest id on top)
     std::vector<Seq> seqs_;

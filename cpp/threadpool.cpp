@@ -56,7 +56,8 @@ void ThreadPool::work_on(uint32_t job, int thread) {
         if (!claim_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
         // The job stays published until all its pieces are done, this one included.
         const int64_t n = job_n_, p = job_pieces_;
-        const int64_t begin = n * piece / p, end = n * (piece + 1) / p;
+        const int64_t begin = job_guided_ ? guided_[piece] : n * int64_t(piece) / p;
+        const int64_t end = job_guided_ ? guided_[piece + 1] : n * int64_t(piece + 1) / p;
         if (begin < end) {
             try {
                 job_fn_(job_ctx_, begin, end, thread);
@@ -70,6 +71,26 @@ void ThreadPool::work_on(uint32_t job, int thread) {
     }
 }
 
+void ThreadPool::run_guided(int64_t n, int64_t grain, JobFn fn, void* ctx) {
+    if (n <= 0) return;
+    grain = std::max<int64_t>(grain, 1);
+    if (n_threads_ == 1 || n <= grain) {
+        fn(ctx, 0, n, 0);
+        return;
+    }
+    const int64_t share = 2 * int64_t(n_threads_);
+    int p = 0;
+    guided_[0] = 0;
+    for (int64_t b = 0; b < n; ++p) {
+        const int64_t left = n - b;
+        const int64_t size = p + 1 == kMaxGuided ? left : std::max(grain, (left + share - 1) / share);
+        b += std::min(size, left);
+        guided_[p + 1] = b;
+    }
+    job_guided_ = true;
+    publish(n, p, fn, ctx);
+}
+
 void ThreadPool::run(int64_t n, int64_t n_pieces, JobFn fn, void* ctx) {
     if (n <= 0) return;
     if (n_threads_ == 1 || n_pieces == 1) {
@@ -77,6 +98,11 @@ void ThreadPool::run(int64_t n, int64_t n_pieces, JobFn fn, void* ctx) {
         return;
     }
     if (n_pieces > kMaxPieces) fail<ArgumentError>("ThreadPool: too many pieces (", n_pieces, ")");
+    job_guided_ = false;
+    publish(n, n_pieces, fn, ctx);
+}
+
+void ThreadPool::publish(int64_t n, int64_t n_pieces, JobFn fn, void* ctx) {
     job_fn_ = fn;
     job_ctx_ = ctx;
     job_n_ = n;

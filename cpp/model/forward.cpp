@@ -77,7 +77,7 @@ struct Pass {
 
     // Row-wise RMSNorm of T rows of width n (in may equal out).
     void norm_rows(const float* in, const TensorView& w, int64_t n, float* out) {
-        pool.parallel_for(T, [&](int64_t t0, int64_t t1, int) {
+        pool.parallel_guided(T, 4, [&](int64_t t0, int64_t t1, int) {
             for (int64_t t = t0; t < t1; ++t) rms_norm(in + t * n, w.f32(), n, hp.norm_eps, out + t * n);
         });
     }
@@ -150,7 +150,7 @@ struct Pass {
         // per-head q/k norms, RoPE, and the new keys and values into the cache
         const RopeParams& rp = swa ? hp.rope_swa : hp.rope;
         const float* cs_all = swa ? buf.rope_cs_swa.data() : buf.rope_cs.data();
-        pool.parallel_for(T, [&](int64_t t0, int64_t t1, int) {
+        pool.parallel_guided(T, 2, [&](int64_t t0, int64_t t1, int) {
             for (int64_t t = t0; t < t1; ++t) {
                 float* qt = q + t * qd;
                 float* kt = kk + t * kd;
@@ -212,19 +212,18 @@ struct Pass {
         const MatmulOut gate_up[2] = {{&L.ffn_gate, buf.gate.data(), hp.n_ff}, {&L.ffn_up, buf.up.data(), hp.n_ff}};
         matmul(gate_up, 2, buf.xb.data(), hp.n_embd, T, pool, buf.mm, k);   // [T, n_ff] twice
         const GatedFn act = hp.traits->activation == Activation::GELUTanh ? k.gelu_tanh_mul : k.silu_mul;
-        if (T == 1) act(buf.gate.data(), buf.up.data(), hp.n_ff);  // too little to share
-        else
-            pool.parallel_for(int64_t(T) * hp.n_ff, [&](int64_t i0, int64_t i1, int) {
-                act(buf.gate.data() + i0, buf.up.data() + i0, i1 - i0);
-            });
+        pool.parallel_guided(int64_t(T) * hp.n_ff, 4096, [&](int64_t i0, int64_t i1, int) {  // one token: too little to share
+            act(buf.gate.data() + i0, buf.up.data() + i0, i1 - i0);
+        });
         matmul(L.ffn_down, buf.gate.data(), hp.n_ff, T, buf.proj.data(), hp.n_embd, pool, buf.mm, k);  // [T, n_embd]
         if (hp.traits->sandwich_norms) norm_rows(buf.proj.data(), L.post_ffw_norm, hp.n_embd, buf.proj.data());
         residual();
     }
 
     void residual() {
-        const int64_t n = int64_t(T) * hp.n_embd;
-        for (int64_t i = 0; i < n; ++i) buf.x[size_t(i)] += buf.proj[size_t(i)];
+        pool.parallel_guided(T, 4, [&](int64_t t0, int64_t t1, int) {
+            for (int64_t i = t0 * hp.n_embd; i < t1 * hp.n_embd; ++i) buf.x[size_t(i)] += buf.proj[size_t(i)];
+        });
     }
 
     // n elements into the cache in its type, element i at dst + i * stride: a value row (stride

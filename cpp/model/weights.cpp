@@ -134,34 +134,43 @@ void load_weights(const GGUFFile& file, const HParams& hp, Weights& w) {
 
 namespace ember {
 
-// Allocate the packed copy of one matrix (nullptr: nothing to pack); filled in pack_weights.
-static uint8_t* allocate_packed(Weights& w, const TensorView& v, const KernelTable& k) {
-    if (v.empty()) return nullptr;
-    const bool block = k.packed_tile[uint32_t(v.type)] != nullptr, flt = k.float_tile[uint32_t(v.type)] != nullptr;
-    const uint64_t bytes = block ? packed_size(v.type, v.n_rows, v.ne0) : flt ? packed_float_size(v.type, v.n_rows, v.ne0) : 0;
-    if (bytes == 0) return nullptr;
-    void* mem = nullptr;
-    if (posix_memalign(&mem, 64, size_t(bytes)) != 0) fail<CapacityError>("could not allocate ", bytes >> 20, " MiB to repack weights");
-    w.packed_storage.emplace_back(static_cast<uint8_t*>(mem), std::free);
-    w.packed_bytes += bytes;
-    return static_cast<uint8_t*>(mem);
+// Bytes of the packed copy of one matrix (0: nothing to pack).
+static uint64_t packed_bytes(const TensorView& v, const KernelTable& k) {
+    if (v.empty()) return 0;
+    if (k.packed_tile[uint32_t(v.type)]) return packed_size(v.type, v.n_rows, v.ne0);
+    if (k.float_tile[uint32_t(v.type)]) return packed_float_size(v.type, v.n_rows, v.ne0);
+    return 0;
 }
 
 void pack_weights(Weights& w, const KernelTable& k, const MappedFile& file) {
-    std::vector<std::pair<TensorView*, uint8_t*>> jobs;
+    // One buffer for all the packed matrices (huge pages: the decoding step streams them all),
+    // each matrix at a 64-byte boundary.
+    std::vector<std::pair<TensorView*, uint64_t>> jobs;  // matrix, offset in the buffer
+    uint64_t total = 0;
     auto add = [&](TensorView& v) {
-        if (uint8_t* mem = allocate_packed(w, v, k)) jobs.emplace_back(&v, mem);
+        if (const uint64_t bytes = packed_bytes(v, k)) {
+            jobs.emplace_back(&v, total);
+            total += (bytes + 63) / 64 * 64;
+        }
     };
     for (LayerWeights& l : w.layers)
         for (TensorView* v : {&l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_gate, &l.ffn_up, &l.ffn_down}) add(*v);
     add(w.output);
+    try {
+        w.packed_storage = BigBuffer(total);
+    } catch (const CapacityError&) {
+        fail<CapacityError>("could not allocate ", total >> 20, " MiB to repack weights");
+    }
+    w.packed_bytes = total;
+    uint8_t* const base = w.packed_storage.data();
     // Repacking is a pass over every weight: spread the matrices over the CPUs.
     std::atomic<size_t> next{0};
     auto work = [&] {
         for (size_t i = next++; i < jobs.size(); i = next++) {
             TensorView& v = *jobs[i].first;
-            if (k.packed_tile[uint32_t(v.type)]) pack_rows(v.type, v.data, v.row_bytes, v.n_rows, v.ne0, jobs[i].second);
-            else pack_float_rows(v.type, v.data, v.row_bytes, v.n_rows, v.ne0, jobs[i].second);
+            uint8_t* dst = base + jobs[i].second;
+            if (k.packed_tile[uint32_t(v.type)]) pack_rows(v.type, v.data, v.row_bytes, v.n_rows, v.ne0, dst);
+            else pack_float_rows(v.type, v.data, v.row_bytes, v.n_rows, v.ne0, dst);
             // the file's copy is not read again: give its pages back at once (a lower peak), but
             // the token embedding's rows are still looked up (a tied output head shares them)
             if (v.data != w.token_embd.data) file.release(v.data, uint64_t(v.n_rows) * v.row_bytes);
@@ -172,7 +181,7 @@ void pack_weights(Weights& w, const KernelTable& k, const MappedFile& file) {
     for (size_t t = 1; t < n_threads; ++t) threads.emplace_back(work);
     work();
     for (std::thread& t : threads) t.join();
-    for (auto& [v, mem] : jobs) v->packed = mem;
+    for (auto& [v, offset] : jobs) v->packed = base + offset;
 }
 
 }  // namespace ember

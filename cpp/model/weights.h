@@ -8,11 +8,10 @@
 #pragma once
 
 #include <cstdint>
-#include <cstdlib>
 #include <deque>
-#include <memory>
 #include <vector>
 
+#include "big_buffer.h"
 #include "model/hparams.h"
 #include "tensor.h"
 
@@ -42,7 +41,7 @@ struct Weights {
     std::deque<std::vector<float>> owned;  // float32 copies of vectors stored in other types
     uint64_t matrix_bytes = 0;             // bytes of the matrices, as stored
     // Matrices repacked for the SIMD kernels (TensorView::packed points in here).
-    std::vector<std::unique_ptr<uint8_t, void (*)(void*)>> packed_storage;
+    BigBuffer packed_storage;
     uint64_t packed_bytes = 0;
 };
 

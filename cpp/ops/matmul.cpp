@@ -207,12 +207,15 @@ void matmul(const MatmulOut* outs, int n_outs, const float* x, int64_t ldx, int6
         const QuantizeActFn quantize = k.quantize_act[size_t(f)];
         const uint64_t stride = act_row_size(f, n);
         uint8_t* dst = scratch.act(f);
-        pool.parallel_for(n_tokens, [&](int64_t t0, int64_t t1, int) {
+        pool.parallel_guided(n_tokens, 4, [&](int64_t t0, int64_t t1, int) {
             for (int64_t t = t0; t < t1; ++t) quantize(x + t * ldx, dst + uint64_t(t) * stride, n);
         });
     }
-    // The work is cut in units of 8 rows (a packed row group), concatenated over the matrices.
-    pool.parallel_for(units, [&](int64_t begin, int64_t end, int thread) {
+    // The work is cut in units of 8 rows (a packed row group), concatenated over the matrices,
+    // and handed out two units at a time (a pair tile's groups stay together) in guided pieces.
+    const int64_t pairs = (units + 1) / 2;
+    pool.parallel_guided(pairs, 1, [&](int64_t pair0, int64_t pair1, int thread) {
+        const int64_t begin = 2 * pair0, end = std::min(units, 2 * pair1);
         int64_t offset = 0;
         for (int i = 0; i < n_outs && begin < end; ++i) {
             const MatmulOut& o = outs[i];

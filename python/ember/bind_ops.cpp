@@ -270,7 +270,7 @@ py::array_t<uint8_t> quantize_act_hook(F32 x, const std::string& format, const s
 }
 
 
-// Alternating jobs of different shapes (few pieces, many tasks, single items) on one pool;
+// Alternating jobs of different shapes (few pieces, guided pieces, many tasks, single items) on one pool;
 // every index of every job must run exactly once. Returns the number of jobs run.
 int64_t threadpool_stress(int n_threads, int64_t jobs) {
     py::gil_scoped_release nogil;
@@ -281,6 +281,10 @@ int64_t threadpool_stress(int n_threads, int64_t jobs) {
         for (int64_t i = 0; i < n; ++i) hits[size_t(i)].store(0, std::memory_order_relaxed);
         if (j % 3 == 0) {
             pool.parallel_tasks(n, [&](int64_t i, int) { hits[size_t(i)].fetch_add(1, std::memory_order_relaxed); });
+        } else if (j % 3 == 1) {
+            pool.parallel_guided(n, 1 + j % 5, [&](int64_t b, int64_t e, int) {
+                for (int64_t i = b; i < e; ++i) hits[size_t(i)].fetch_add(1, std::memory_order_relaxed);
+            });
         } else {
             pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
                 for (int64_t i = b; i < e; ++i) hits[size_t(i)].fetch_add(1, std::memory_order_relaxed);
