@@ -11,10 +11,10 @@ namespace ember {
 
 static constexpr uint64_t kHugePage = uint64_t(1) << 21;
 
-BigBuffer::BigBuffer(uint64_t bytes) {
+BigBuffer::BigBuffer(uint64_t bytes, bool huge_pages) {
     if (bytes == 0) return;
     // Huge pages need 2 MiB alignment: map a huge page more and start at the first boundary.
-    const bool huge = bytes >= kHugePage;
+    const bool huge = huge_pages && bytes >= kHugePage;
     uint64_t map_bytes = 0;
     if (__builtin_add_overflow(bytes, huge ? kHugePage : 0, &map_bytes) || map_bytes > (uint64_t(1) << 46))
         fail<CapacityError>("could not allocate ", bytes >> 20, " MiB: too large");

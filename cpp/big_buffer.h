@@ -1,13 +1,14 @@
-// big_buffer.h — large zero-filled buffers (the KV cache, the repacked weights), on huge pages
-// where the OS offers them.
+// big_buffer.h — large zero-filled buffers (the KV cache, the repacked weights), optionally on
+// huge pages.
 //
-// The forward pass reads ~100 MB per decoding step in scattered pieces: with 4 KiB pages every
-// piece is a TLB miss (Zen 3's second-level TLB covers 8 MiB), and a decoding batch's KV tiles
-// stalled on them (an L1-resident attention tile runs ~4x faster than one from memory;
-// 2 MiB pages took ~20% off the latter, measured). Linux gives transparent huge pages to
-// anonymous memory that asks (MADV_HUGEPAGE; /sys/kernel/mm/transparent_hugepage/enabled set
-// to "madvise" or "always"); elsewhere, or when the kernel says no, the buffer is plain pages.
-// Pages stay untouched, hence not resident, until first written.
+// Pages come straight from the OS, zero, and stay untouched, hence not resident, until first
+// written. A buffer may ask for 2 MiB pages: each decoding step streams all the repacked
+// weights (~70-140 MB), with 4 KiB pages a TLB miss every 4 KiB (Zen 3's second-level TLB
+// covers 8 MiB); on huge pages single-sequence decoding ran ~4% faster (measured). The KV cache
+// does not ask: a batch of 16 decoding sequences ran ~10% slower with it on huge pages
+// (measured, no compaction stalls; the cause not found). Linux gives transparent huge pages to
+// anonymous memory that asks (MADV_HUGEPAGE, with /sys/kernel/mm/transparent_hugepage/enabled
+// "madvise" or "always"); elsewhere, or when the kernel says no, the buffer has plain pages.
 #pragma once
 
 #include <cstddef>
@@ -18,7 +19,8 @@ namespace ember {
 class BigBuffer {
 public:
     BigBuffer() = default;
-    explicit BigBuffer(uint64_t bytes);  // throws CapacityError when the memory is not there
+    // throws CapacityError when the memory is not there
+    explicit BigBuffer(uint64_t bytes, bool huge_pages = false);
     ~BigBuffer();
     BigBuffer(BigBuffer&& o) noexcept;
     BigBuffer& operator=(BigBuffer&& o) noexcept;
@@ -30,7 +32,7 @@ public:
 
 private:
     void release();
-    uint8_t* data_ = nullptr;  // 2 MiB aligned (4 KiB below 2 MiB)
+    uint8_t* data_ = nullptr;  // page aligned (2 MiB on huge pages)
     uint64_t size_ = 0;
     void* map_ = nullptr;      // the mapping, which may start before data_
     uint64_t map_bytes_ = 0;

@@ -157,7 +157,7 @@ void pack_weights(Weights& w, const KernelTable& k, const MappedFile& file) {
         for (TensorView* v : {&l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_gate, &l.ffn_up, &l.ffn_down}) add(*v);
     add(w.output);
     try {
-        w.packed_storage = BigBuffer(total);
+        w.packed_storage = BigBuffer(total, /*huge_pages=*/true);
     } catch (const CapacityError&) {
         fail<CapacityError>("could not allocate ", total >> 20, " MiB to repack weights");
     }
