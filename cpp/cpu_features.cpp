@@ -1,5 +1,5 @@
-// cpu_features.cpp — CPUID probing (AVX2 also needs the OS to save YMM state: OSXSAVE + XCR0), and
-// on AArch64 the kernel's hardware capability bits.
+// cpu_features.cpp — CPUID probing (AVX2 and AVX-512 also need the OS to save their registers:
+// OSXSAVE + XCR0), and on AArch64 the kernel's hardware capability bits.
 #include "cpu_features.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -20,18 +20,22 @@ static CpuFeatures probe() {
     const bool osxsave = c & (1u << 27);
     const bool fma = c & (1u << 12);
     const bool f16c = c & (1u << 29);
-    bool ymm_enabled = false;
+    bool ymm_enabled = false, zmm_enabled = false;
     if (osxsave) {
         unsigned lo, hi;
         __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-        ymm_enabled = (lo & 0x6) == 0x6;  // XMM and YMM state saved by the OS
+        ymm_enabled = (lo & 0x6) == 0x6;    // XMM and YMM state saved by the OS
+        zmm_enabled = (lo & 0xE6) == 0xE6;  // and the opmask and all 32 ZMM registers
     }
-    bool avx2 = false;
+    bool avx2 = false, avx512 = false;
     if (__get_cpuid_max(0, nullptr) >= 7) {
         __cpuid_count(7, 0, a, b, c, d);
         avx2 = b & (1u << 5);
+        // F (b16), BW (b30), VL (b31); VNNI is ECX bit 11
+        avx512 = (b & (1u << 16)) && (b & (1u << 30)) && (b & (1u << 31)) && (c & (1u << 11));
     }
     f.avx2 = avx2 && ymm_enabled;
+    f.avx512 = avx512 && zmm_enabled && f.avx2;
     f.fma = fma && ymm_enabled;
     f.f16c = f16c && ymm_enabled;
 #elif defined(__aarch64__)

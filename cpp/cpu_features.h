@@ -9,6 +9,7 @@ struct CpuFeatures {
     bool avx2 = false;
     bool fma = false;
     bool f16c = false;
+    bool avx512 = false;   // AVX-512 F, BW, VL and VNNI, with the OS saving the ZMM and mask state
     bool neon = false;
     bool dotprod = false;  // AArch64 SDOT/UDOT (FEAT_DotProd, HWCAP_ASIMDDP)
 };

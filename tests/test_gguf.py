@@ -61,7 +61,7 @@ def test_gemma3_matches_gguf_py(gemma3_path):
 @pytest.mark.slow
 def test_every_isa_reads_the_same(gemma3_path):
     reader = _core.GGUFReader(str(gemma3_path))
-    isas = [i for i in ("scalar", "avx2", "neon") if _core.isa_supported(i)]
+    isas = [i for i in ("scalar", "avx2", "avx512", "neon") if _core.isa_supported(i)]
     for name, *_ in reader.tensor_infos():
         ref = reader.dequantize(name, "scalar")
         for isa in isas[1:]:

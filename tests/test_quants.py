@@ -9,7 +9,7 @@ from ember import _core, quants
 from conftest import assert_bits_equal
 
 GQ = gguf.GGMLQuantizationType
-ISAS = [i for i in ("scalar", "avx2", "neon") if _core.isa_supported(i)]
+ISAS = [i for i in ("scalar", "avx2", "avx512", "neon") if _core.isa_supported(i)]
 BIT_EXACT_QUANTIZE = ["f16", "bf16", "q4_0", "q4_1", "q5_0", "q5_1", "q8_0"]
 SHAPES = [(1, 32), (1, 256), (3, 256), (17, 96), (64, 4096), (5, 512 + 256)]
 

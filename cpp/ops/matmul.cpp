@@ -91,9 +91,10 @@ static void packed_rows(const MatmulOut& o, int64_t g0, int64_t g1, const uint8_
     const PanelDecodeFn decode = k.panel_decode[uint32_t(w.type)];
     const PanelTileFn panel_tile = k.panel_tile[uint32_t(w.type)];
     const PanelPairTileFn panel_pair = k.panel_pair_tile[uint32_t(w.type)];
+    const PanelQuadTileFn panel_quad = k.panel_quad_tile[uint32_t(w.type)];
     const PackedPairTileFn packed_pair = k.packed_pair_tile[uint32_t(w.type)];
     const int64_t full = w.n_rows / kPackRows;  // groups without padding rows
-    alignas(64) uint8_t panel[2][kPanelBytes];
+    alignas(64) uint8_t panel[4][kPanelBytes];
     float partial[kPackTokenBlock * kPackRows];  // the last group of a matrix whose rows are not a multiple of 8
     for (int64_t t0 = 0; t0 < n_tokens; t0 += kPackTokenBlock) {
         const int64_t t1 = std::min(n_tokens, t0 + kPackTokenBlock);
@@ -103,30 +104,36 @@ static void packed_rows(const MatmulOut& o, int64_t g0, int64_t g1, const uint8_
         for (int64_t g = g0; g < g1;) {
             const uint8_t* group = w.packed + uint64_t(g) * group_bytes;
             const int64_t r = g * kPackRows, nr = std::min<int64_t>(kPackRows, w.n_rows - r);
-            // two full groups at once where the type has a pair tile (batches only)
-            const bool pair = g + 2 <= std::min(g1, full) && (use_panel ? panel_pair != nullptr : packed_pair && batch);
-            if (pair) {
+            // four or two full groups at once where the type has such tiles (batches only)
+            const int64_t full_end = std::min(g1, full);
+            const int ng = use_panel && panel_quad && g + 4 <= full_end ? 4
+                           : g + 2 <= full_end && (use_panel ? panel_pair != nullptr : packed_pair && batch) ? 2 : 1;
+            if (ng > 1) {
                 for (int64_t b0 = 0; b0 < nb; b0 += slice) {
                     const int64_t nbs = std::min(slice, nb - b0);
-                    if (use_panel) decode(b0, nbs, group, panel[0]), decode(b0, nbs, group + group_bytes, panel[1]);
-                    // the pair's next slice (or the next pair's first) streams in while the tiles run:
+                    if (use_panel)
+                        for (int i = 0; i < ng; ++i) decode(b0, nbs, group + uint64_t(i) * group_bytes, panel[i]);
+                    // the groups' next slice (or the next groups' first) streams in while the tiles run:
                     // with a batch of decoding tokens the weights come from memory once per step
                     const bool last = b0 + slice >= nb;
-                    if (!last || g + 2 < g1) {
-                        const uint8_t* next = last ? group + 2 * group_bytes : group + uint64_t(b0 + slice) * block_bytes;
+                    if (!last || g + ng < g1) {
+                        const uint8_t* next = last ? group + uint64_t(ng) * group_bytes : group + uint64_t(b0 + slice) * block_bytes;
                         const uint64_t span = uint64_t(std::min(slice, last ? nb : nb - b0 - slice)) * block_bytes;
-                        for (uint64_t off = 0; off < span; off += 64)
-                            __builtin_prefetch(next + off), __builtin_prefetch(next + group_bytes + off);
+                        const int64_t n_next = last ? std::min<int64_t>(ng, g1 - g - ng) : ng;
+                        for (int64_t i = 0; i < n_next; ++i)
+                            for (uint64_t off = 0; off < span; off += 64) __builtin_prefetch(next + uint64_t(i) * group_bytes + off);
                     }
+                    const uint8_t* panels[4] = {panel[0], panel[1], panel[2], panel[3]};
                     for (int64_t t = t0; t < t1; t += kPackCols) {
                         const int nt = int(std::min<int64_t>(kPackCols, t1 - t));
                         const uint8_t* a = act + uint64_t(t) * act_stride;
                         float* out = o.y + t * o.ldy + r;
-                        if (use_panel) panel_pair(b0, nbs, panel[0], panel[1], a, act_stride, nt, out, o.ldy, b0 > 0);
+                        if (ng == 4) panel_quad(b0, nbs, panels, a, act_stride, nt, out, o.ldy, b0 > 0);
+                        else if (use_panel) panel_pair(b0, nbs, panel[0], panel[1], a, act_stride, nt, out, o.ldy, b0 > 0);
                         else packed_pair(b0, nbs, group, group + group_bytes, a, act_stride, nt, out, o.ldy, b0 > 0);
                     }
                 }
-                g += 2;
+                g += ng;
                 continue;
             }
             for (int64_t b0 = 0; b0 < nb; b0 += slice) {
@@ -212,10 +219,17 @@ void matmul(const MatmulOut* outs, int n_outs, const float* x, int64_t ldx, int6
         });
     }
     // The work is cut in units of 8 rows (a packed row group), concatenated over the matrices,
-    // and handed out two units at a time (a pair tile's groups stay together) in guided pieces.
-    const int64_t pairs = (units + 1) / 2;
-    pool.parallel_guided(pairs, 1, [&](int64_t pair0, int64_t pair1, int thread) {
-        const int64_t begin = 2 * pair0, end = std::min(units, 2 * pair1);
+    // and handed out a pair tile's or a quad tile's groups at a time (they stay together) in
+    // guided pieces.
+    bool quad = false;
+    for (int i = 0; i < n_outs; ++i) {
+        const uint32_t t = uint32_t(outs[i].w->type);
+        quad = quad || (is_packed(*outs[i].w, k) && k.panel_quad_tile[t] && n_tokens >= k.panel_min_tokens[t]);
+    }
+    const int64_t step = quad ? 4 : 2;
+    const int64_t chunks = (units + step - 1) / step;
+    pool.parallel_guided(chunks, 1, [&](int64_t c0, int64_t c1, int thread) {
+        const int64_t begin = step * c0, end = std::min(units, step * c1);
         int64_t offset = 0;
         for (int i = 0; i < n_outs && begin < end; ++i) {
             const MatmulOut& o = outs[i];

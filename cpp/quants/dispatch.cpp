@@ -110,6 +110,21 @@ static KernelTable avx2_table() {
     return t;
 }
 
+// AVX-512 (F, BW, VL, VNNI): the AVX2 table with the kernels that have a 512-bit form; their
+// results are the AVX2 ones bit for bit, so a model reads the same on either.
+static KernelTable avx512_table() {
+    KernelTable t = avx2_table();
+    t.isa = Isa::AVX512;
+#ifdef EMBER_HAVE_AVX512_FILE
+    using G = GGMLType;
+    for (G g : {G::Q4_0, G::Q4_1, G::Q5_0, G::Q5_1}) {
+        if (PanelPairTileFn f = avx512::panel_pair_tile(g)) t.panel_pair_tile[uint32_t(g)] = f;
+        t.panel_quad_tile[uint32_t(g)] = avx512::panel_quad_tile(g);
+    }
+#endif
+    return t;
+}
+
 static KernelTable neon_table() {
     KernelTable t = scalar_table();
     t.isa = Isa::NEON;
@@ -160,6 +175,9 @@ bool isa_supported(Isa isa) {
 #ifdef EMBER_HAVE_AVX2_FILE
         case Isa::AVX2: return f.avx2 && f.fma && f.f16c;
 #endif
+#ifdef EMBER_HAVE_AVX512_FILE
+        case Isa::AVX512: return f.avx512 && f.avx2 && f.fma && f.f16c;
+#endif
 #ifdef EMBER_HAVE_NEON_FILE
         case Isa::NEON: return f.neon;
 #endif
@@ -170,23 +188,25 @@ bool isa_supported(Isa isa) {
 const char* isa_name(Isa isa) {
     switch (isa) {
         case Isa::AVX2: return "avx2";
+        case Isa::AVX512: return "avx512";
         case Isa::NEON: return "neon";
         default: return "scalar";
     }
 }
 
 Isa isa_from_name(const std::string& name) {
-    for (Isa isa : {Isa::Scalar, Isa::AVX2, Isa::NEON})
+    for (Isa isa : {Isa::Scalar, Isa::AVX2, Isa::AVX512, Isa::NEON})
         if (name == isa_name(isa)) return isa;
-    fail<ArgumentError>("unknown instruction set '", name, "' (expected scalar, avx2 or neon)");
+    fail<ArgumentError>("unknown instruction set '", name, "' (expected scalar, avx2, avx512 or neon)");
 }
 
 static Isa detect_best() {
     if (const char* env = std::getenv("EMBER_ISA"); env && *env) {
         // An explicit request narrows the choice; one the CPU cannot run falls back to scalar.
-        for (Isa isa : {Isa::Scalar, Isa::AVX2, Isa::NEON})
+        for (Isa isa : {Isa::Scalar, Isa::AVX2, Isa::AVX512, Isa::NEON})
             if (std::strcmp(env, isa_name(isa)) == 0) return isa_supported(isa) ? isa : Isa::Scalar;
     }
+    if (isa_supported(Isa::AVX512)) return Isa::AVX512;
     if (isa_supported(Isa::AVX2)) return Isa::AVX2;
     if (isa_supported(Isa::NEON)) return Isa::NEON;
     return Isa::Scalar;
@@ -198,10 +218,11 @@ Isa best_isa() {
 }
 
 const KernelTable& kernels(Isa isa) {
-    static const KernelTable scalar = scalar_table(), avx2 = avx2_table(), neon = neon_table();
+    static const KernelTable scalar = scalar_table(), avx2 = avx2_table(), avx512 = avx512_table(), neon = neon_table();
     if (!isa_supported(isa)) fail<ArgumentError>("instruction set '", isa_name(isa), "' is not available on this CPU/build");
     switch (isa) {
         case Isa::AVX2: return avx2;
+        case Isa::AVX512: return avx512;
         case Isa::NEON: return neon;
         default: return scalar;
     }

@@ -3,7 +3,7 @@
 // A KernelTable holds, for every ggml type id, the row dequantizer and row quantizer (nullptr
 // where the format has none), and the vector kernels of the forward pass (ops/vec.h).
 // kernels(Isa::Scalar) is the reference; best_isa() is the fastest set this CPU runs, unless
-// EMBER_ISA=scalar|avx2|neon in the environment narrows it.
+// EMBER_ISA=scalar|avx2|avx512|neon in the environment narrows it.
 #pragma once
 
 #include <cstdint>
@@ -22,7 +22,7 @@ namespace ember {
 using DequantizeRowFn = void (*)(const void* x, float* y, int64_t n);
 using QuantizeRowFn = void (*)(const float* x, void* y, int64_t n);
 
-enum class Isa { Scalar, AVX2, NEON };
+enum class Isa { Scalar, AVX2, AVX512, NEON };
 
 struct KernelTable {
     Isa isa;
@@ -45,6 +45,7 @@ struct KernelTable {
     PanelDecodeFn panel_decode[kMaxTypeId] = {};
     PanelTileFn panel_tile[kMaxTypeId] = {};
     PanelPairTileFn panel_pair_tile[kMaxTypeId] = {};  // two groups at once; nullptr: one at a time
+    PanelQuadTileFn panel_quad_tile[kMaxTypeId] = {};  // four groups at once; nullptr: pairs
     int32_t panel_min_tokens[kMaxTypeId] = {};  // the token blocks a panel pays for
     FloatTileFn float_tile[kMaxTypeId] = {};  // F16 / F32 weights repacked (quants/packed_float.h)
     AttendBatchFn attend_batch = nullptr;  // ops/attention.h

@@ -7,7 +7,8 @@
 // multiply-adds. A panel tile gives the packed tile's bits exactly (the integer sums are exact,
 // the float steps are the same), so the choice depends on the batch and changes no output.
 //
-// Panel layouts (AVX2 only; the lanes of every vector are the group's 8 rows):
+// Panel layouts (AVX2, whose panels the AVX-512 tiles read too; the lanes of every vector are
+// the group's 8 rows):
 //   Q4_0/Q4_1/Q5_0/Q5_1, per block of 32 values (kPanelBlockBytes):
 //     d[8] f32, m[8] f32 (the block's minimum term per unit of activation sum), q[8][32] u8:
 //     vector j holds values 4j .. 4j+3 of each row (0..15 or 0..31).
@@ -43,6 +44,11 @@ using PanelTileFn = void (*)(int64_t b0, int64_t nb, const uint8_t* panel, const
 using PanelPairTileFn = void (*)(int64_t b0, int64_t nb, const uint8_t* panel0, const uint8_t* panel1, const uint8_t* a,
                                  uint64_t a_stride, int nt, float* out, int64_t ldo, bool accumulate);
 
+// Four adjacent full groups at once (32 rows; panels[g] holds group g's slice), out[t * ldo + r]
+// for r < 32: the single-group tile's operations per output, the same bits.
+using PanelQuadTileFn = void (*)(int64_t b0, int64_t nb, const uint8_t* const* panels, const uint8_t* a,
+                                 uint64_t a_stride, int nt, float* out, int64_t ldo, bool accumulate);
+
 namespace avx2 {
 // nullptr where a type has no panel: Q6_K (its packed tile reads bytes as they are) and Q8_0
 // (all a decode could save is one sign per register, and every split measured slower)
@@ -53,5 +59,12 @@ PanelPairTileFn panel_pair_tile(GGMLType t);  // nullptr: groups one at a time
 // had run ~5% slower through a panel than through the packed tile; two groups at once win).
 int32_t panel_min_tokens(GGMLType t);
 }  // namespace avx2
+
+namespace avx512 {
+// AVX-512 VNNI pair tiles over the AVX2 panels (the same decode, the same bits); nullptr where
+// the type keeps the AVX2 tile.
+PanelPairTileFn panel_pair_tile(GGMLType t);
+PanelQuadTileFn panel_quad_tile(GGMLType t);
+}  // namespace avx512
 
 }  // namespace ember

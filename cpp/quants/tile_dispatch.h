@@ -58,4 +58,19 @@ void run_pair_cols(int64_t b0, int64_t nb, const uint8_t* w0, const uint8_t* w1,
     table[size_t(nt - 1)](b0, nb, w0, w1, a, as, out, ldo, accumulate);
 }
 
+// Four-group tiles (panel.h): K::run<tokens>, tokens <= kPackCols.
+using QuadColsTile = void (*)(int64_t, int64_t, const uint8_t* const*, const uint8_t*, uint64_t, float*, int64_t, bool);
+
+template <class K, int... I>
+constexpr std::array<QuadColsTile, sizeof...(I)> quad_cols_table(std::integer_sequence<int, I...>) {
+    return {{&K::template run<I + 1>...}};
+}
+
+template <class K>
+void run_quad_cols(int64_t b0, int64_t nb, const uint8_t* const* panels, const uint8_t* a, uint64_t as, int nt, float* out,
+                   int64_t ldo, bool accumulate) {
+    static constexpr auto table = quad_cols_table<K>(std::make_integer_sequence<int, kPackCols>{});
+    table[size_t(nt - 1)](b0, nb, panels, a, as, out, ldo, accumulate);
+}
+
 }  // namespace ember::tile_dispatch

@@ -1,0 +1,142 @@
+// panel_avx512.cpp — AVX-512 VNNI tiles over the AVX2 panels (panel.h): two row groups in one
+// 512-bit register. Compiled with AVX-512 F/BW/VL/VNNI flags and called only when CPUID (and the
+// OS's saved state) say so.
+//
+// The panels are the AVX2 decode's, unchanged: a pair tile reads vector k of both groups' panels
+// into the two halves of one register, so its 16 lanes are the pair's 16 rows. Each token's 4
+// activation bytes, broadcast, meet it in one VPDPBUSD (unsigned weight byte x signed activation
+// byte, four products added into each 32-bit lane): a block's integer sum is 8 instructions per
+// token where AVX2 spends 8 multiply-adds, 7 adds and a widening. The sums are exact integers
+// either way and the float step is the AVX2 tiles' (scale_block), lane by lane, so every output
+// has the bits the AVX2 and packed tiles give.
+#include <immintrin.h>
+
+#include <cstring>
+
+// GCC 12's AVX-512 intrinsics start some results from _mm512_undefined_*() and then warn about it
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+#include "quants/blocks.h"
+#include "quants/packed.h"
+#include "quants/panel.h"
+#include "quants/qdot.h"
+#include "quants/tile_dispatch.h"
+
+namespace ember::avx512 {
+
+namespace {
+
+inline __m512i bcast32(const uint8_t* p) {
+    int32_t v;
+    std::memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+// 32 aligned bytes of each panel: the low half from the first group, the high from the second.
+inline __m512i load_pair(const uint8_t* p0, const uint8_t* p1) {
+    const __m256i lo = _mm256_load_si256(reinterpret_cast<const __m256i*>(p0));
+    const __m256i hi = _mm256_load_si256(reinterpret_cast<const __m256i*>(p1));
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+inline __m512 load_pair_ps(const uint8_t* p0, const uint8_t* p1) { return _mm512_castsi512_ps(load_pair(p0, p1)); }
+
+// 32-value formats (Q4_0, Q4_1, Q5_0, Q5_1): after the decode their panels differ only in the
+// values' range (0..15 or 0..31), which VPDPBUSD does not care about: one tile serves all four.
+// P pairs of groups (16 rows each) x C tokens. Every broadcast of activation bytes feeds P
+// multiply-adds: with one pair the loads (a broadcast per VPDPBUSD) bound the tile, with two
+// they no longer do (measured).
+template <int P>
+struct BlockTiles {
+    template <int C>
+    static void run(int64_t b0, int64_t nb, const uint8_t* const* panels, const uint8_t* a, uint64_t as, float* out,
+                    int64_t ldo, bool accumulate) {
+        __m512 acc[P][C];
+#pragma GCC unroll 2
+        for (int q = 0; q < P; ++q)
+#pragma GCC unroll 4
+            for (int t = 0; t < C; ++t)
+                acc[q][t] = accumulate ? _mm512_loadu_ps(out + t * ldo + 16 * q) : _mm512_setzero_ps();
+        for (int64_t b = 0; b < nb; ++b) {
+            const uint8_t* o[2 * P];
+#pragma GCC unroll 4
+            for (int g = 0; g < 2 * P; ++g) o[g] = panels[g] + uint64_t(b) * kPanelBlockBytes;
+            const uint8_t* ab[C];
+#pragma GCC unroll 4
+            for (int t = 0; t < C; ++t) ab[t] = a + t * as + (b0 + b) * sizeof(block_a8);
+            __m512i isum[P][C];
+#pragma GCC unroll 2
+            for (int q = 0; q < P; ++q)
+#pragma GCC unroll 4
+                for (int t = 0; t < C; ++t) isum[q][t] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+            for (int k = 0; k < 8; ++k) {
+                __m512i w[P];
+#pragma GCC unroll 2
+                for (int q = 0; q < P; ++q) w[q] = load_pair(o[2 * q] + 64 + 32 * k, o[2 * q + 1] + 64 + 32 * k);
+#pragma GCC unroll 4
+                for (int t = 0; t < C; ++t) {
+                    const __m512i x = bcast32(ab[t] + 8 + 4 * k);
+#pragma GCC unroll 2
+                    for (int q = 0; q < P; ++q) isum[q][t] = _mm512_dpbusd_epi32(isum[q][t], w[q], x);
+                }
+            }
+            // scale_block (packed_avx2.h), on 16 lanes: the same operations per lane
+#pragma GCC unroll 2
+            for (int q = 0; q < P; ++q) {
+                const __m512 d = load_pair_ps(o[2 * q], o[2 * q + 1]), m = load_pair_ps(o[2 * q] + 32, o[2 * q + 1] + 32);
+#pragma GCC unroll 4
+                for (int t = 0; t < C; ++t) {
+                    float da, sa;
+                    std::memcpy(&da, ab[t], 4);
+                    std::memcpy(&sa, ab[t] + 4, 4);
+                    acc[q][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[q][t]), _mm512_mul_ps(d, _mm512_set1_ps(da)), acc[q][t]);
+                    acc[q][t] = _mm512_fmadd_ps(m, _mm512_set1_ps(sa), acc[q][t]);
+                }
+            }
+        }
+#pragma GCC unroll 2
+        for (int q = 0; q < P; ++q)
+#pragma GCC unroll 4
+            for (int t = 0; t < C; ++t) _mm512_storeu_ps(out + t * ldo + 16 * q, acc[q][t]);
+    }
+};
+
+// The dispatch shapes (tile_dispatch.h): a pair of groups, or two pairs.
+struct PairTile {
+    template <int C>
+    static void run(int64_t b0, int64_t nb, const uint8_t* panel0, const uint8_t* panel1, const uint8_t* a, uint64_t as,
+                    float* out, int64_t ldo, bool accumulate) {
+        const uint8_t* panels[2] = {panel0, panel1};
+        BlockTiles<1>::run<C>(b0, nb, panels, a, as, out, ldo, accumulate);
+    }
+};
+struct QuadTile {
+    template <int C>
+    static void run(int64_t b0, int64_t nb, const uint8_t* const* panels, const uint8_t* a, uint64_t as, float* out,
+                    int64_t ldo, bool accumulate) {
+        BlockTiles<2>::run<C>(b0, nb, panels, a, as, out, ldo, accumulate);
+    }
+};
+
+}  // namespace
+
+PanelPairTileFn panel_pair_tile(GGMLType t) {
+    switch (t) {
+        case GGMLType::Q4_0:
+        case GGMLType::Q4_1:
+        case GGMLType::Q5_0:
+        case GGMLType::Q5_1: return tile_dispatch::run_pair_cols<PairTile>;
+        default: return nullptr;
+    }
+}
+
+PanelQuadTileFn panel_quad_tile(GGMLType t) {
+    switch (t) {
+        case GGMLType::Q4_0:
+        case GGMLType::Q4_1:
+        case GGMLType::Q5_0:
+        case GGMLType::Q5_1: return tile_dispatch::run_quad_cols<QuadTile>;
+        default: return nullptr;
+    }
+}
+
+}  // namespace ember::avx512
