@@ -15,8 +15,9 @@ cutting off the one streaming. --llama-python points at another interpreter that
 --llama-server runs llama.cpp's own C++ server (`llama-server`, continuous batching) as well,
 with as many slots as ember (--parallel) and the same context per slot; it and ember are up at
 once and take turns round by round (-r rounds per N; the table gives mean ± sd). It can be built from
-the llama.cpp sources that llama-cpp-python's sdist ships:
-    pip download --no-deps --no-binary :all: llama-cpp-python && tar xzf llama_cpp_python-*.tar.gz
+the llama.cpp sources that llama-cpp-python's sdist ships (only that package as source: `:all:` would
+build its build tools, cmake included, from source too):
+    pip download --no-deps --no-binary llama-cpp-python llama-cpp-python && tar xzf llama_cpp_python-*.tar.gz
     cd llama_cpp_python-*/vendor/llama.cpp && cmake -B build -DLLAMA_BUILD_SERVER=ON \
         -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF && cmake --build build --target llama-server -j2
 """
