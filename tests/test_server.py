@@ -429,18 +429,18 @@ def test_disconnect_mid_stream_frees_blocks(server, http):
 @pytest.mark.slow
 def test_disconnect_non_streaming_cancels(server):
     idle = server.metrics()
-    body = {"prompt": "Write a very long story about a cat.", "max_tokens": 400, "temperature": 0, "ignore_eos": True}
-    # the client gives up after 0.5 s: at this host's ~230 tokens/s a second would be most of
-    # the 200 tokens the check below allows
+    body = {"prompt": "Write a very long story about a cat.", "max_tokens": 480, "temperature": 0, "ignore_eos": True}
+    # the client gives up after 0.25 s: one stream runs at ~230 tokens/s on a Zen3 host and ~380 on
+    # a Zen 5, so well under the 300 tokens the check below allows (of the 480 asked for)
     with pytest.raises(httpx.ReadTimeout):
-        httpx.post(f"{server.url}/v1/completions", json=body, headers={"Authorization": f"Bearer {KEY}"}, timeout=0.5)
+        httpx.post(f"{server.url}/v1/completions", json=body, headers={"Authorization": f"Bearer {KEY}"}, timeout=0.25)
     deadline = time.monotonic() + 10
     while server.metrics()["ember_requests_running"] != 0:
         assert time.monotonic() < deadline
         time.sleep(0.05)
     m = server.metrics()
     assert _active_blocks(m) == _active_blocks(idle)
-    assert m["ember_generation_tokens_total"] - idle["ember_generation_tokens_total"] < 200
+    assert m["ember_generation_tokens_total"] - idle["ember_generation_tokens_total"] < 300
 
 
 @pytest.mark.slow
