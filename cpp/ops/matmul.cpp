@@ -123,6 +123,14 @@ static void packed_rows(const MatmulOut& o, int64_t g0, int64_t g1, const uint8_
                         for (int64_t i = 0; i < n_next; ++i)
                             for (uint64_t off = 0; off < span; off += 64) __builtin_prefetch(next + uint64_t(i) * group_bytes + off);
                     }
+                    // and the rest of the next groups goes to L2 now (locality 2: prefetcht1): a decoding
+                    // batch's tiles take less time than a slice takes to come from memory (~4% at 16
+                    // sequences on a Zen 5, measured)
+                    if (b0 == 0 && g + ng < g1) {
+                        const uint8_t* after = group + uint64_t(ng) * group_bytes;
+                        const uint64_t bytes = uint64_t(std::min<int64_t>(ng, g1 - g - ng)) * group_bytes;
+                        for (uint64_t off = uint64_t(slice) * block_bytes; off < bytes; off += 64) __builtin_prefetch(after + off, 0, 2);
+                    }
                     const uint8_t* panels[4] = {panel[0], panel[1], panel[2], panel[3]};
                     for (int64_t t = t0; t < t1; t += kPackCols) {
                         const int nt = int(std::min<int64_t>(kPackCols, t1 - t));

@@ -9,6 +9,10 @@
 // token where AVX2 spends 8 multiply-adds, 7 adds and a widening. The sums are exact integers
 // either way and the float step is the AVX2 tiles' (scale_block), lane by lane, so every output
 // has the bits the AVX2 and packed tiles give.
+//
+// Everything here has internal linkage and no header of inline SIMD helpers is included: an
+// inline function compiled with these flags could be the copy the linker keeps for the AVX2 files
+// too, and run on a CPU without AVX-512.
 #include <immintrin.h>
 
 #include <cstring>
@@ -38,6 +42,36 @@ inline __m512i load_pair(const uint8_t* p0, const uint8_t* p1) {
     return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
 }
 inline __m512 load_pair_ps(const uint8_t* p0, const uint8_t* p1) { return _mm512_castsi512_ps(load_pair(p0, p1)); }
+
+// The four-bit packed blocks (packed.h): Q4_0's minimum term is -8 d, Q4_1's is stored.
+inline __m256 load_f16x8(const uint8_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+struct Q40 {
+    static constexpr int kBytes = 144, kQs = 16;
+    static __m256 mins(const uint8_t*, __m256 d) { return _mm256_mul_ps(d, _mm256_set1_ps(-8.0f)); }
+};
+struct Q41 {
+    static constexpr int kBytes = 160, kQs = 32;
+    static __m256 mins(const uint8_t* p, __m256) { return load_f16x8(p + 16); }
+};
+
+// The AVX2 decode's panel for the four-bit formats (panel_avx2.cpp), 64 bytes at a time: packed
+// registers c and c + 1 lie side by side, and so do their low (high) nibbles' panel vectors.
+template <class P>
+void decode_blocks4(int64_t b0, int64_t nb, const uint8_t* group, uint8_t* panel) {
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* p = group + (b0 + b) * P::kBytes;
+        uint8_t* o = panel + uint64_t(b) * kPanelBlockBytes;
+        const __m256 d = load_f16x8(p);
+        _mm256_store_ps(reinterpret_cast<float*>(o), d);
+        _mm256_store_ps(reinterpret_cast<float*>(o + 32), P::mins(p, d));
+        const __m512i v01 = _mm512_loadu_si512(p + P::kQs), v23 = _mm512_loadu_si512(p + P::kQs + 64);
+        _mm512_store_si512(o + 64, _mm512_and_si512(v01, low4));
+        _mm512_store_si512(o + 128, _mm512_and_si512(v23, low4));
+        _mm512_store_si512(o + 192, _mm512_and_si512(_mm512_srli_epi16(v01, 4), low4));
+        _mm512_store_si512(o + 256, _mm512_and_si512(_mm512_srli_epi16(v23, 4), low4));
+    }
+}
 
 // 32-value formats (Q4_0, Q4_1, Q5_0, Q5_1): after the decode their panels differ only in the
 // values' range (0..15 or 0..31), which VPDPBUSD does not care about: one tile serves all four.
@@ -118,6 +152,14 @@ struct QuadTile {
 };
 
 }  // namespace
+
+PanelDecodeFn panel_decode(GGMLType t) {
+    switch (t) {
+        case GGMLType::Q4_0: return decode_blocks4<Q40>;
+        case GGMLType::Q4_1: return decode_blocks4<Q41>;
+        default: return nullptr;
+    }
+}
 
 PanelPairTileFn panel_pair_tile(GGMLType t) {
     switch (t) {
