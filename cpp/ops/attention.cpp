@@ -13,6 +13,22 @@
 
 namespace ember {
 
+void prefetch_kv(const PagedRows& k, const PagedRows& v, int32_t j0, int32_t j1, int32_t head_dim, uint64_t max_bytes) {
+    uint64_t sent = 0;
+    for (int32_t j = j0; j <= j1 && sent < max_bytes;) {
+        const int32_t run = std::min(j1 + 1, (j / k.block_size + 1) * k.block_size) - j;  // within one block
+        // dimension-major keys: element i of the run's rows lies together, element_stride apart
+        const uint64_t kbytes = k.dim_major() ? uint64_t(head_dim) * k.element_stride() : uint64_t(run) * k.row_stride;
+        const uint64_t vbytes = uint64_t(run) * v.row_stride;
+        const uint8_t* kr = k.row(j);
+        const uint8_t* vr = v.row(j);
+        for (uint64_t off = 0; off < kbytes; off += 64) __builtin_prefetch(kr + off, 0, 2);
+        for (uint64_t off = 0; off < vbytes; off += 64) __builtin_prefetch(vr + off, 0, 2);
+        sent += kbytes + vbytes;
+        j += run;
+    }
+}
+
 void attend(const float* q, int32_t head_dim, const PagedRows& k, const PagedRows& v, int32_t j0, int32_t j1, float scale,
             float* scores, float* out, const KernelTable& kt) {
     const int32_t n = j1 - j0 + 1;

@@ -46,6 +46,10 @@ struct PagedRows {
 void attend(const float* q, int32_t head_dim, const PagedRows& k, const PagedRows& v, int32_t j0, int32_t j1, float scale,
             float* scores, float* out, const KernelTable& kt);
 
+// Ask for the keys and values of positions [j0, j1] (at most max_bytes of them) to come into
+// the L2 cache: for a work item a thread is about to take.
+void prefetch_kv(const PagedRows& k, const PagedRows& v, int32_t j0, int32_t j1, int32_t head_dim, uint64_t max_bytes);
+
 // Query i: head_dim floats at q[i], sees positions [first[i], last[i]], writes out[i].
 struct AttnQueries {
     const float* const* q;
