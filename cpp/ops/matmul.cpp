@@ -92,9 +92,10 @@ static void packed_rows(const MatmulOut& o, int64_t g0, int64_t g1, const uint8_
     const PanelTileFn panel_tile = k.panel_tile[uint32_t(w.type)];
     const PanelPairTileFn panel_pair = k.panel_pair_tile[uint32_t(w.type)];
     const PanelQuadTileFn panel_quad = k.panel_quad_tile[uint32_t(w.type)];
+    const PanelPairDecodeFn pair_decode = k.panel_pair_decode[uint32_t(w.type)];
     const PackedPairTileFn packed_pair = k.packed_pair_tile[uint32_t(w.type)];
     const int64_t full = w.n_rows / kPackRows;  // groups without padding rows
-    alignas(64) uint8_t panel[4][kPanelBytes];
+    alignas(64) uint8_t panel[4][kPanelBytes];  // (contiguous: panel[i] and panel[i + 1] hold a pair panel)
     float partial[kPackTokenBlock * kPackRows];  // the last group of a matrix whose rows are not a multiple of 8
     for (int64_t t0 = 0; t0 < n_tokens; t0 += kPackTokenBlock) {
         const int64_t t1 = std::min(n_tokens, t0 + kPackTokenBlock);
@@ -111,7 +112,10 @@ static void packed_rows(const MatmulOut& o, int64_t g0, int64_t g1, const uint8_
             if (ng > 1) {
                 for (int64_t b0 = 0; b0 < nb; b0 += slice) {
                     const int64_t nbs = std::min(slice, nb - b0);
-                    if (use_panel)
+                    if (use_panel && pair_decode)  // pair panels in panel[0..1] and panel[2..3]
+                        for (int i = 0; i < ng; i += 2)
+                            pair_decode(b0, nbs, group + uint64_t(i) * group_bytes, group + uint64_t(i + 1) * group_bytes, panel[i]);
+                    else if (use_panel)
                         for (int i = 0; i < ng; ++i) decode(b0, nbs, group + uint64_t(i) * group_bytes, panel[i]);
                     // the groups' next slice (or the next groups' first) streams in while the tiles run:
                     // with a batch of decoding tokens the weights come from memory once per step
@@ -132,11 +136,12 @@ static void packed_rows(const MatmulOut& o, int64_t g0, int64_t g1, const uint8_
                         for (uint64_t off = uint64_t(slice) * block_bytes; off < bytes; off += 64) __builtin_prefetch(after + off, 0, 2);
                     }
                     const uint8_t* panels[4] = {panel[0], panel[1], panel[2], panel[3]};
+                    const uint8_t* pair_panels[2] = {panel[0], panel[2]};
                     for (int64_t t = t0; t < t1; t += kPackCols) {
                         const int nt = int(std::min<int64_t>(kPackCols, t1 - t));
                         const uint8_t* a = act + uint64_t(t) * act_stride;
                         float* out = o.y + t * o.ldy + r;
-                        if (ng == 4) panel_quad(b0, nbs, panels, a, act_stride, nt, out, o.ldy, b0 > 0);
+                        if (ng == 4) panel_quad(b0, nbs, pair_decode ? pair_panels : panels, a, act_stride, nt, out, o.ldy, b0 > 0);
                         else if (use_panel) panel_pair(b0, nbs, panel[0], panel[1], a, act_stride, nt, out, o.ldy, b0 > 0);
                         else packed_pair(b0, nbs, group, group + group_bytes, a, act_stride, nt, out, o.ldy, b0 > 0);
                     }

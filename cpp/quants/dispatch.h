@@ -43,6 +43,7 @@ struct KernelTable {
     PackedPairTileFn packed_pair_tile[kMaxTypeId] = {};  // two groups at once for batches; nullptr: one
     // Batches decode a slice of packed weights once (quants/panel.h); nullptr: the packed tile.
     PanelDecodeFn panel_decode[kMaxTypeId] = {};
+    PanelPairDecodeFn panel_pair_decode[kMaxTypeId] = {};  // two groups into a pair panel; nullptr: one by one
     PanelTileFn panel_tile[kMaxTypeId] = {};
     PanelPairTileFn panel_pair_tile[kMaxTypeId] = {};  // two groups at once; nullptr: one at a time
     PanelQuadTileFn panel_quad_tile[kMaxTypeId] = {};  // four groups at once; nullptr: pairs

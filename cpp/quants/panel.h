@@ -29,9 +29,18 @@ constexpr uint64_t kPanelBlockBytes = 64 + 256, kPanelSuperBytes = 64 + 512 + 20
 constexpr uint64_t kPanelBytes = kPanelMaxBlocks / 8 * kPanelSuperBytes;  // the larger of the two per slice
 static_assert(kPanelBytes >= kPanelMaxBlocks * kPanelBlockBytes, "panel size");
 
+// A pair panel: two adjacent groups decoded together, per block (kPairPanelBlockBytes): d[16],
+// m[16] f32 (the first group's 8 rows, then the second's), then vector j of both groups side by
+// side (64 bytes). Where a table has a pair decode for a type, its pair and quad tiles read pair
+// panels (the first pointer of each pair); else one panel per group.
+constexpr uint64_t kPairPanelBlockBytes = 2 * kPanelBlockBytes;
+static_assert(2 * kPanelBytes >= kPanelMaxBlocks * kPairPanelBlockBytes, "pair panel size");
+
 // Decode blocks [b0, b0 + nb) of a packed group (nb <= kPanelMaxBlocks; K-quants: multiples of 8)
 // into panel (kPanelBytes, 32-byte aligned).
 using PanelDecodeFn = void (*)(int64_t b0, int64_t nb, const uint8_t* group, uint8_t* panel);
+// The same blocks of group0 and group1 (the group after it) into one pair panel (2 x kPanelBytes).
+using PanelPairDecodeFn = void (*)(int64_t b0, int64_t nb, const uint8_t* group0, const uint8_t* group1, uint8_t* panel);
 // As PackedTileFn over the blocks [b0, b0 + nb) a panel holds: the same bits.
 using PanelTileFn = void (*)(int64_t b0, int64_t nb, const uint8_t* panel, const uint8_t* a, uint64_t a_stride, int nt,
                              float* out, int64_t ldo, bool accumulate);
@@ -64,6 +73,7 @@ namespace avx512 {
 // AVX-512 VNNI tiles over the AVX2 panels, and the four-bit formats' decode into those same
 // panels (the same bits); nullptr where the type keeps the AVX2 kernel.
 PanelDecodeFn panel_decode(GGMLType t);
+PanelPairDecodeFn panel_pair_decode(GGMLType t);
 PanelPairTileFn panel_pair_tile(GGMLType t);
 PanelQuadTileFn panel_quad_tile(GGMLType t);
 }  // namespace avx512
