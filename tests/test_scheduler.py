@@ -377,6 +377,26 @@ def test_alone_equals_batched_on_smollm2(smol):
         assert got[rid]["ids"] == want["ids"] and got[rid]["logprobs"] == want["logprobs"], f"request {i}"
 
 
+def test_alone_equals_joining_decoding_requests_on_smollm2(smol):
+    """A prompt that joins a batch of decoding requests: its prefill and their decodes share steps
+    of 20 to 40 tokens, whose SwiGLU work the threads split at other places than alone (the split
+    once fell inside the kernels' 8-value steps, whose tail takes another exponential: other bits,
+    then other tokens)."""
+    kw = dict(max_tokens=16, temperature=0, logprobs=1)
+    prompts = [smol.tokenize(f"Question {i}: what is {i} plus {i}? Answer:") for i in range(24)]
+    alone = {}
+    for k in (4, 8, 14, 16, 20):
+        eng = Engine(smol, max_running=32, prefix_cache=False)
+        rids = {eng.submit(p, **kw): i for i, p in enumerate(prompts[:k])}
+        events = list(eng.step())
+        rids[eng.submit(prompts[23], **kw)] = 23
+        got = results(events + eng.run())
+        for rid, i in rids.items():
+            if i not in alone:
+                alone[i] = run_alone(smol, prompts[i], **kw)
+            assert got[rid]["ids"] == alone[i]["ids"] and got[rid]["logprobs"] == alone[i]["logprobs"], f"request {i} of {k + 1}"
+
+
 @pytest.mark.slow
 def test_cancel_during_the_forward_pass(smol):
     """Cancels that arrive while step() computes (one request in the batch, one running without a

@@ -227,8 +227,17 @@ struct Pass {
         const MatmulOut gate_up[2] = {{&L.ffn_gate, buf.gate.data(), hp.n_ff}, {&L.ffn_up, buf.up.data(), hp.n_ff}};
         matmul(gate_up, 2, buf.xb.data(), hp.n_embd, T, pool, buf.mm, k);   // [T, n_ff] twice
         const GatedFn act = hp.traits->activation == Activation::GELUTanh ? k.gelu_tanh_mul : k.silu_mul;
-        pool.parallel_guided(int64_t(T) * hp.n_ff, 4096, [&](int64_t i0, int64_t i1, int) {  // one token: too little to share
-            act(buf.gate.data() + i0, buf.up.data() + i0, i1 - i0);
+        // In pieces of 512 values of one row: the kernels take 8 values at a time and their tail
+        // another way (a scalar exponential), so a piece must start where a row, or a multiple of
+        // 8 into it, does: then every value is computed the same way whatever the batch and the
+        // thread count (flat pieces of the whole batch had broken batch invariance).
+        constexpr int64_t kChunk = 512;
+        const int64_t chunks = (hp.n_ff + kChunk - 1) / kChunk;
+        pool.parallel_guided(int64_t(T) * chunks, 4096 / kChunk, [&](int64_t u0, int64_t u1, int) {
+            for (int64_t u = u0; u < u1; ++u) {
+                const int64_t t = u / chunks, c0 = u % chunks * kChunk, n = std::min<int64_t>(kChunk, hp.n_ff - c0);
+                act(buf.gate.data() + t * hp.n_ff + c0, buf.up.data() + t * hp.n_ff + c0, n);
+            }
         });
         matmul(L.ffn_down, buf.gate.data(), hp.n_ff, T, buf.proj.data(), hp.n_embd, pool, buf.mm, k);  // [T, n_embd]
         if (hp.traits->sandwich_norms) norm_rows(buf.proj.data(), L.post_ffw_norm, hp.n_embd, buf.proj.data());
