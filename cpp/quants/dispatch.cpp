@@ -118,7 +118,6 @@ static KernelTable avx512_table() {
 #ifdef EMBER_HAVE_AVX512_FILE
     using G = GGMLType;
     for (G g : {G::Q4_0, G::Q4_1, G::Q5_0, G::Q5_1}) {
-        if (PanelDecodeFn f = avx512::panel_decode(g)) t.panel_decode[uint32_t(g)] = f;
         t.panel_pair_decode[uint32_t(g)] = avx512::panel_pair_decode(g);
         if (PanelPairTileFn f = avx512::panel_pair_tile(g)) t.panel_pair_tile[uint32_t(g)] = f;
         t.panel_quad_tile[uint32_t(g)] = avx512::panel_quad_tile(g);

@@ -70,9 +70,8 @@ int32_t panel_min_tokens(GGMLType t);
 }  // namespace avx2
 
 namespace avx512 {
-// AVX-512 VNNI tiles over the AVX2 panels, and the four-bit formats' decode into those same
-// panels (the same bits); nullptr where the type keeps the AVX2 kernel.
-PanelDecodeFn panel_decode(GGMLType t);
+// AVX-512 VNNI pair and quad tiles, and the four-bit formats' pair-panel decode (the AVX2
+// bits); nullptr where the type keeps the AVX2 kernel.
 PanelPairDecodeFn panel_pair_decode(GGMLType t);
 PanelPairTileFn panel_pair_tile(GGMLType t);
 PanelQuadTileFn panel_quad_tile(GGMLType t);

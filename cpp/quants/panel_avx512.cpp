@@ -1,14 +1,16 @@
-// panel_avx512.cpp — AVX-512 VNNI tiles over the AVX2 panels (panel.h): two row groups in one
-// 512-bit register. Compiled with AVX-512 F/BW/VL/VNNI flags and called only when CPUID (and the
-// OS's saved state) say so.
+// panel_avx512.cpp — AVX-512 VNNI tiles over panels (panel.h): two row groups in one 512-bit
+// register. Compiled with AVX-512 F/BW/VL/VNNI flags and called only when CPUID (and the OS's
+// saved state) say so.
 //
-// The panels are the AVX2 decode's, unchanged: a pair tile reads vector k of both groups' panels
-// into the two halves of one register, so its 16 lanes are the pair's 16 rows. Each token's 4
+// Q4_0/Q4_1 decode two adjacent groups into one pair panel (vector k of both side by side); Q5_0/
+// Q5_1 keep the AVX2 decode, one panel per group, and a tile reads vector k of both into the two
+// halves of a register. Either way the register's 16 lanes are the pair's 16 rows. Each token's 4
 // activation bytes, broadcast, meet it in one VPDPBUSD (unsigned weight byte x signed activation
 // byte, four products added into each 32-bit lane): a block's integer sum is 8 instructions per
 // token where AVX2 spends 8 multiply-adds, 7 adds and a widening. The sums are exact integers
 // either way and the float step is the AVX2 tiles' (scale_block), lane by lane, so every output
-// has the bits the AVX2 and packed tiles give.
+// has the bits the AVX2 and packed tiles give. A single group (a matrix's odd last one) keeps
+// the AVX2 decode and tile.
 //
 // Everything here has internal linkage and no header of inline SIMD helpers is included: an
 // inline function compiled with these flags could be the copy the linker keeps for the AVX2 files
@@ -53,25 +55,6 @@ struct Q41 {
     static constexpr int kBytes = 160, kQs = 32;
     static __m256 mins(const uint8_t* p, __m256) { return load_f16x8(p + 16); }
 };
-
-// The AVX2 decode's panel for the four-bit formats (panel_avx2.cpp), 64 bytes at a time: packed
-// registers c and c + 1 lie side by side, and so do their low (high) nibbles' panel vectors.
-template <class P>
-void decode_blocks4(int64_t b0, int64_t nb, const uint8_t* group, uint8_t* panel) {
-    const __m512i low4 = _mm512_set1_epi8(0x0F);
-    for (int64_t b = 0; b < nb; ++b) {
-        const uint8_t* p = group + (b0 + b) * P::kBytes;
-        uint8_t* o = panel + uint64_t(b) * kPanelBlockBytes;
-        const __m256 d = load_f16x8(p);
-        _mm256_store_ps(reinterpret_cast<float*>(o), d);
-        _mm256_store_ps(reinterpret_cast<float*>(o + 32), P::mins(p, d));
-        const __m512i v01 = _mm512_loadu_si512(p + P::kQs), v23 = _mm512_loadu_si512(p + P::kQs + 64);
-        _mm512_store_si512(o + 64, _mm512_and_si512(v01, low4));
-        _mm512_store_si512(o + 128, _mm512_and_si512(v23, low4));
-        _mm512_store_si512(o + 192, _mm512_and_si512(_mm512_srli_epi16(v01, 4), low4));
-        _mm512_store_si512(o + 256, _mm512_and_si512(_mm512_srli_epi16(v23, 4), low4));
-    }
-}
 
 // A pair panel (panel.h): blocks [b0, b0 + nb) of two adjacent groups decoded together, vector k
 // of both side by side, so that a 512-bit tile loads its 16 rows in one go.
@@ -186,14 +169,6 @@ struct QuadTile {
 };
 
 }  // namespace
-
-PanelDecodeFn panel_decode(GGMLType t) {
-    switch (t) {
-        case GGMLType::Q4_0: return decode_blocks4<Q40>;
-        case GGMLType::Q4_1: return decode_blocks4<Q41>;
-        default: return nullptr;
-    }
-}
 
 PanelPairDecodeFn panel_pair_decode(GGMLType t) {
     switch (t) {
