@@ -118,15 +118,14 @@ void load_rows(const PagedRows& rows, int32_t j0, int32_t count, int32_t hd, flo
 // for the hardware prefetcher to get ahead. (A 16-sequence batch spent ~13% of its time in
 // decode-attention tiles at ~1 us each, against ~0.25 us with the tile in L1; this took that
 // to ~11.7%, measured.)
-template <_mm_hint Hint = _MM_HINT_T0>
 inline void prefetch_tile(const PagedRows& k, const PagedRows& v, int32_t j0, int32_t hd) {
     if (k.block_size % kTile != 0 || v.block_size % kTile != 0) return;  // a tile may cross blocks: not worth the lookups
     const uint8_t* kr = k.row(j0);
     const uint8_t* vr = v.row(j0);
     const uint64_t kbytes = k.dim_major() ? uint64_t(hd) * k.element_stride() : uint64_t(kTile) * k.row_stride;
     const uint64_t vbytes = uint64_t(kTile) * v.row_stride;
-    for (uint64_t off = 0; off < kbytes; off += 64) _mm_prefetch(reinterpret_cast<const char*>(kr + off), Hint);
-    for (uint64_t off = 0; off < vbytes; off += 64) _mm_prefetch(reinterpret_cast<const char*>(vr + off), Hint);
+    for (uint64_t off = 0; off < kbytes; off += 64) _mm_prefetch(reinterpret_cast<const char*>(kr + off), _MM_HINT_T0);
+    for (uint64_t off = 0; off < vbytes; off += 64) _mm_prefetch(reinterpret_cast<const char*>(vr + off), _MM_HINT_T0);
 }
 
 // s[n][0..16) = q_n . k_j for the tile's 16 keys, NQ <= 3 queries at once. Element i of the 16
@@ -287,13 +286,9 @@ void attend_batch(const AttnQueries& qs, int32_t hd, const PagedRows& k, const P
         v.f16 && v.block_size % kTile == 0 && v.row_stride == 2 * uint64_t(hd) && v.element_stride() == 2;
     const bool direct = qs.n <= kGroup && keys16 && values16;
     const size_t kstride16 = size_t(k.element_stride() / 2);  // (direct) elements from key element i to i + 1
-    // The first tile into L1 and the next kAheadL2 into L2 at once, one more each tile: the
-    // tiles lie in blocks far apart, where the hardware prefetcher does not follow (a little
-    // faster at 16 sequences, measured)
-    constexpr int32_t kAheadL2 = 8;
-    const int32_t start = lo / kTile * kTile;
-    if (start <= hi) prefetch_tile<_MM_HINT_T0>(k, v, start, hd);
-    for (int32_t j0 = start + kTile; j0 <= hi && j0 <= start + kAheadL2 * kTile; j0 += kTile) prefetch_tile<_MM_HINT_T1>(k, v, j0, hd);
+    // The first tile into L1 now (the forward pass sent this work item's rows to L2 during the
+    // item before, prefetch_kv), each next one while the tile before it is computed.
+    if (lo / kTile * kTile <= hi) prefetch_tile(k, v, lo / kTile * kTile, hd);
     for (int32_t j0 = lo / kTile * kTile; j0 <= hi; j0 += kTile) {
         const int32_t count = std::min(kTile, hi - j0 + 1);
         // With few queries (a decoding sequence's heads) each key is read by one group: the
@@ -306,7 +301,6 @@ void attend_batch(const AttnQueries& qs, int32_t hd, const PagedRows& k, const P
             load_rows(v, j0, count, hd, vtile);
         }
         if (j0 + kTile <= hi) prefetch_tile(k, v, j0 + kTile, hd);
-        if (j0 + (kAheadL2 + 1) * kTile <= hi) prefetch_tile<_MM_HINT_T1>(k, v, j0 + (kAheadL2 + 1) * kTile, hd);
         // runs of up to kGroup queries (in batch order) that see the same positions of the tile
         int32_t idx[kGroup], n_idx = 0, js = 0, je = 0;
         for (int32_t i = 0; i <= qs.n; ++i) {
