@@ -42,6 +42,8 @@ public:
     int32_t n_ctx() const { return params_.n_ctx; }
     int32_t n_vocab() const { return model_->hparams().n_vocab; }
     int n_threads() const { return pool_.size(); }
+    // The pass's threads, idle between passes: for per-sequence work on its outputs (sampling).
+    ThreadPool& pool() { return pool_; }
 
     // Evaluates the batch; returns the logits of the tokens that asked for them, n_outputs()
     // rows of n_vocab in batch order, valid until the next call. Throws ArgumentError for a

@@ -47,6 +47,78 @@ inline size_t mass_bucket(float p) {
     return bits >= one ? 0 : (one - bits) >> 21;
 }
 
+// Four floats as one value (GCC/Clang vector extensions: an SSE2 or NEON register, whichever the
+// target has, with no ISA-specific code); a lane-wise `<` or `==` gives all-ones or zero.
+typedef float f32x4 __attribute__((vector_size(16)));
+typedef int32_t i32x4 __attribute__((vector_size(16)));
+
+inline f32x4 load4(const float* p) {
+    f32x4 v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
+
+inline bool any_lane(i32x4 v) {
+    uint64_t w[2];
+    std::memcpy(w, &v, sizeof w);
+    return (w[0] | w[1]) != 0;
+}
+
+// The largest of x[0, n), NaN ignored (-inf when every value is NaN or -inf): running maxima in
+// 16 lanes, m < x ? x : m (NaN fails `<` and stays out). The max is exact, so the grouping
+// cannot change it; of +0 and -0, either may come back, and both give the same exp(l - max).
+float row_max(const float* x, int32_t n) {
+    f32x4 m[4];
+    for (f32x4& v : m) v = f32x4{kNegInf, kNegInf, kNegInf, kNegInf};
+    int32_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 4; ++j) {
+            const f32x4 a = load4(x + i + 4 * j);
+            m[j] = m[j] < a ? a : m[j];
+        }
+    float max = kNegInf;
+    for (const f32x4& v : m)
+        for (int j = 0; j < 4; ++j) max = max < v[j] ? v[j] : max;
+    for (; i < n; ++i) max = max < x[i] ? x[i] : max;
+    return max;
+}
+
+// The first i with x[i] == v (v occurs in x[0, n)): 16 at a time, then within the 16.
+int32_t first_equal(const float* x, int32_t n, float v) {
+    const f32x4 vv = {v, v, v, v};
+    int32_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        if (any_lane((load4(x + i) == vv) | (load4(x + i + 4) == vv) | (load4(x + i + 8) == vv) |
+                     (load4(x + i + 12) == vv)))
+            break;
+    while (!(x[i] == v)) ++i;
+    return i;
+}
+
+// exp(x) in four lanes for x <= 0, our own rather than libm's so that a seed's draws do not
+// depend on the C library: round x / ln 2 to n, r = x - n ln 2 in two parts (Cody and Waite),
+// e^r from a degree-6 polynomial (Cephes' expf coefficients: ~1 ulp on [-ln 2 / 2, ln 2 / 2]),
+// times 2^n built in the exponent bits. exp(0) is exactly 1. Below -87 (p < ~1.6e-38 of the most
+// probable token), NaN and -inf give 0: never drawn. Plain IEEE operations only, and the file is
+// built without FMA contraction, so every target computes the same bits.
+f32x4 exp4(f32x4 x) {
+    const i32x4 ok = x >= -87.0f;  // false for NaN too
+    x = ok ? x : f32x4{0, 0, 0, 0};
+    const f32x4 magic = f32x4{0, 0, 0, 0} + 12582912.0f;  // 1.5 x 2^23: adding it rounds to an integer
+    const f32x4 n = (x * 1.44269504088896341f + magic) - magic;
+    const f32x4 r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
+    f32x4 p = r * 1.9875691500e-4f + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = (p * r) * r + r + 1.0f;
+    const i32x4 bits = (__builtin_convertvector(n, i32x4) + 127) << 23;
+    f32x4 scale;
+    std::memcpy(&scale, &bits, sizeof scale);
+    return ok ? p * scale : f32x4{0, 0, 0, 0};
+}
+
 [[noreturn]] void fail_no_candidates() {
     fail<ArgumentError>("sample: every logit is NaN or -inf (after penalties); there is no token to pick");
 }
@@ -77,7 +149,8 @@ Sampler::Sampler(const SamplingParams& params, int32_t n_vocab) : params_(params
                     (params_.repeat_penalty != 1 || params_.presence_penalty != 0 || params_.frequency_penalty != 0);
     counts_.assign(size_t(n_vocab), 0);
     cand_.resize(size_t(n_vocab));
-    mass_hist_.resize(kMassBuckets);
+    if (penalties_on_) work_.resize(size_t(n_vocab));
+    mass_hist_.resize(4 * kMassBuckets);
     if (params_.repeat_last_n > 0) history_.reserve(std::min(size_t(params_.repeat_last_n), kHistoryReserve));
     rng_.seed(params_.seed);
 }
@@ -116,18 +189,22 @@ float Sampler::penalize(int32_t id, float logit) const {
     return logit - (float(count) * params_.frequency_penalty + params_.presence_penalty);
 }
 
-int32_t Sampler::argmax(const float* logits) const {
-    int32_t best = -1;
-    float best_logit = kNegInf;
-    for (int32_t i = 0; i < n_vocab_; ++i) {
-        const float l = penalties_on_ ? penalize(i, logits[i]) : logits[i];
-        if (l > best_logit) {  // strict: the first (lowest) id wins a tie; NaN never compares greater
-            best_logit = l;
-            best = i;
-        }
-    }
-    if (best < 0) fail_no_candidates();
-    return best;
+const float* Sampler::penalized(const float* logits) {
+    if (!penalties_on_) return logits;
+    float* x = work_.data();
+    std::memcpy(x, logits, sizeof(float) * size_t(n_vocab_));
+    for (int32_t i = 0; i < n_vocab_; ++i)
+        if (counts_[size_t(i)] != 0) x[i] = penalize(i, x[i]);
+    return x;
+}
+
+int32_t Sampler::argmax(const float* logits) {
+    // The max, then its first (lowest) id: two passes without a loop-carried branch, ~10x faster
+    // than one compare-and-remember pass over a large vocabulary.
+    const float* x = penalized(logits);
+    const float max = row_max(x, n_vocab_);
+    if (!(max > kNegInf)) fail_no_candidates();
+    return first_equal(x, n_vocab_, max);
 }
 
 // Fills cand_ with the tokens of non-zero probability (in id order), p = exp((logit - max) / T),
@@ -135,20 +212,16 @@ int32_t Sampler::argmax(const float* logits) const {
 // logits are impossible tokens; +inf ones, if any, share all the mass equally.
 size_t Sampler::softmax(const float* logits, double* total) {
     const int32_t n = n_vocab_;
-    // Pass 1, the max only (std::max keeps its first argument when the second is NaN).
-    float max = kNegInf;
-    if (penalties_on_) {
-        for (int32_t i = 0; i < n; ++i) max = std::max(max, penalize(i, logits[i]));
-    } else {
-        for (int32_t i = 0; i < n; ++i) max = std::max(max, logits[i]);
-    }
+    // Pass 1, the max only.
+    const float* x = penalized(logits);
+    const float max = row_max(x, n);
     if (!(max > kNegInf)) fail_no_candidates();
 
     Candidate* c = cand_.data();
     size_t kept = 0;
     if (std::isinf(max)) {
         for (int32_t i = 0; i < n; ++i) {
-            const float l = penalties_on_ ? penalize(i, logits[i]) : logits[i];
+            const float l = x[i];
             if (l == max) c[kept++] = {i, l, 1.0f};
         }
         *total = double(kept);
@@ -157,17 +230,26 @@ size_t Sampler::softmax(const float* logits, double* total) {
     // Pass 2. Subtracting first keeps the quotient <= 0, so a tiny temperature cannot overflow.
     // NaN stays NaN and -inf becomes 0, and a p that fails `> 0` (those, and underflows, which
     // could never be drawn) is dropped here rather than sorted later.
+    // Four lanes at a time, each lane with its own running sum (a single one made this pass wait
+    // on the latency of every addition), added up in a fixed order.
     const float t = params_.temperature;
-    double sum = 0;
-    for (int32_t i = 0; i < n; ++i) {
-        const float l = penalties_on_ ? penalize(i, logits[i]) : logits[i];
-        const float e = std::exp((l - max) / t);
-        if (e > 0) {
-            c[kept++] = {i, l, e};
-            sum += double(e);
-        }
+    double sum[4] = {0, 0, 0, 0};
+    const auto lanes = [&](int32_t i, f32x4 l) {
+        const f32x4 e = exp4((l - max) / t);
+        for (int j = 0; j < 4; ++j)
+            if (e[j] > 0) {
+                c[kept++] = {i + j, l[j], e[j]};
+                sum[j] += double(e[j]);
+            }
+    };
+    int32_t i = 0;
+    for (; i + 4 <= n; i += 4) lanes(i, load4(x + i));
+    if (i < n) {  // the last 1-3, padded with -inf (p = 0)
+        f32x4 l = {kNegInf, kNegInf, kNegInf, kNegInf};
+        std::memcpy(&l, x + i, sizeof(float) * size_t(n - i));
+        lanes(i, l);
     }
-    *total = sum;
+    *total = (sum[0] + sum[1]) + (sum[2] + sum[3]);
     return kept;
 }
 
@@ -197,11 +279,19 @@ void Sampler::sort_prefix(size_t* sorted, size_t need, size_t end) {
 // histogram pass and one partition instead of selections over the whole vocabulary.
 size_t Sampler::mass_prefix(size_t end, double mass) {
     Candidate* c = cand_.data();
-    std::fill(mass_hist_.begin(), mass_hist_.end(), 0.0);
-    for (size_t i = 0; i < end; ++i) mass_hist_[mass_bucket(c[i].p)] += double(c[i].p);
+    // Four histograms, candidate i into number i % 4, then added up: neighbours mostly fall in the
+    // same bucket, and with one histogram each addition waited on the one before it.
+    double* h = mass_hist_.data();
+    std::fill(h, h + 4 * kMassBuckets, 0.0);
+    size_t i = 0;
+    for (; i + 4 <= end; i += 4)
+        for (size_t j = 0; j < 4; ++j) h[j * kMassBuckets + mass_bucket(c[i + j].p)] += double(c[i + j].p);
+    for (; i < end; ++i) h[mass_bucket(c[i].p)] += double(c[i].p);
+    for (size_t k = 0; k < kMassBuckets; ++k)
+        h[k] = (h[k] + h[kMassBuckets + k]) + (h[2 * kMassBuckets + k] + h[3 * kMassBuckets + k]);
     double cum = 0;
     size_t b = 0;
-    while (b < kMassBuckets && (cum += mass_hist_[b]) <= mass) ++b;
+    while (b < kMassBuckets && (cum += h[b]) <= mass) ++b;
     if (b == kMassBuckets) return end;
     return size_t(std::partition(c, c + end, [b](const Candidate& x) { return mass_bucket(x.p) <= b; }) - c);
 }

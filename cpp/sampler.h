@@ -60,7 +60,8 @@ public:
 private:
     struct Candidate { int32_t id; float logit; float p; };
     float penalize(int32_t id, float logit) const;  // step 1 for one token
-    int32_t argmax(const float* logits) const;      // step 2
+    const float* penalized(const float* logits);   // step 1 over the row: logits itself, or work_
+    int32_t argmax(const float* logits);            // step 2
     size_t softmax(const float* logits, double* total);  // step 3 into cand_; returns the count kept
     void sort_prefix(size_t* sorted, size_t need, size_t end);  // grows the sorted prefix of cand_
     size_t mass_prefix(size_t end, double mass);  // moves a prefix holding `mass` to the front
@@ -73,7 +74,8 @@ private:
     size_t history_next_ = 0;                // ring position when the window is bounded
     std::vector<int32_t> counts_;            // per-token count inside the window
     std::vector<Candidate> cand_;            // n_vocab entries, reused every call
-    std::vector<double> mass_hist_;          // mass per probability bucket, for mass_prefix
+    std::vector<float> work_;                // the penalized logits (n_vocab when penalties are on)
+    std::vector<double> mass_hist_;          // mass per probability bucket, for mass_prefix (4 histograms)
 };
 
 // A uniform double in [0, 1) from 53 raw bits of the generator (the portable draw above).

@@ -130,14 +130,21 @@ std::vector<SchedulerEvent> Scheduler::step() {
     }
     int64_t n_sampled = 0;
     if (failure.empty()) {
+        sampling_.clear();
         for (const Slot& s : slots_) {
             s.req->n_computed += s.n;
             if (cache_) register_blocks(s.req);
-            if (s.out_row >= 0) {
-                sample(s.req, logits + size_t(s.out_row) * size_t(ctx_.n_vocab()));
-                ++n_sampled;
-            }
+            if (s.out_row >= 0) sampling_.push_back(&s);
         }
+        // Each request samples from its own row with its own sampler and text state, so the
+        // requests go to the pass's threads, one at a time (a full-vocabulary softmax is a large
+        // part of a decode step at many sequences); nothing here depends on which thread.
+        const size_t n_vocab = size_t(ctx_.n_vocab());
+        ctx_.pool().parallel_tasks(int64_t(sampling_.size()), [&](int64_t i, int) {
+            const Slot& s = *sampling_[size_t(i)];
+            sample(s.req, logits + size_t(s.out_row) * n_vocab);
+        });
+        n_sampled = int64_t(sampling_.size());
     }
 
     std::lock_guard<std::mutex> lock(mu_);

@@ -30,8 +30,9 @@
 // Threads. step() is called from one thread (the engine thread). submit(), cancel(), has_work()
 // and stats() may be called from any thread at any time: they take a mutex that step() holds
 // only while it admits requests and builds the batch and while it retires finished ones, never
-// during the forward pass or sampling. While the forward pass runs, a cancel of a request in
-// the batch is recorded and completed when the pass returns.
+// during the forward pass or sampling (which runs a request per task on the context's threads).
+// While the forward pass runs, a cancel of a request in the batch is recorded and completed when
+// the pass returns.
 #pragma once
 
 #include <cstdint>
@@ -157,6 +158,7 @@ private:
 
     Batch batch_;
     std::vector<Slot> slots_;
+    std::vector<const Slot*> sampling_;  // this step's slots with a logits row
 };
 
 }  // namespace ember

@@ -333,6 +333,28 @@ def test_greedy_is_argmax_with_lowest_id_on_ties():
     assert s.sample(x) == 44
 
 
+@pytest.mark.parametrize("n_vocab", [1, 3, 15, 16, 17, 31, 33, 1005])
+def test_greedy_finds_the_first_max_at_every_lane_and_tail_position(n_vocab):
+    # the argmax runs 16 lanes at a time with a tail: a max (or a tie, or NaN) at any position,
+    # lane and block edges included, must come out as a plain first-max scan says
+    rng = np.random.default_rng(n_vocab)
+    s = _core.Sampler(n_vocab, temperature=0.0)
+    for pos in sorted(p for p in {0, 1, n_vocab // 2, n_vocab - 16, n_vocab - 2, n_vocab - 1} if 0 <= p < n_vocab):
+        x = rng.normal(size=n_vocab).astype(np.float32)
+        x[rng.random(n_vocab) < 0.1] = np.nan
+        x[pos] = 9.0
+        assert s.sample(x) == pos
+        if pos + 1 < n_vocab:
+            x[pos + 1:] = np.where(rng.random(n_vocab - pos - 1) < 0.5, 9.0, x[pos + 1:])  # later ties lose
+            assert s.sample(x) == pos
+        x[:pos] = np.nan
+        assert s.sample(x) == pos
+    x = np.full(n_vocab, np.nan, dtype=np.float32)
+    x[-1] = -np.inf
+    with pytest.raises(ValueError, match="NaN or -inf"):
+        s.sample(x)
+
+
 def test_greedy_ignores_the_filters():
     # top_k / top_p / min_p do not apply at temperature 0: the argmax is always the pick.
     rng = np.random.default_rng(11)
