@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <limits>
 
 #include "common.h"
@@ -26,6 +27,8 @@ constexpr size_t kMassPrefixMin = 4 * kFirstPrefix;
 // Slack on a mass target, relative to the sum it is measured in: far above the rounding of a
 // double sum over a vocabulary (n x 2^-53), far below any mass that matters.
 constexpr double kMassSlack = 1e-9;
+// top_k_first's margin below the k-th largest (l - max) / T: ~300x exp4's relative error.
+constexpr float kTopKMargin = 1e-4f;
 // A window of a billion tokens should not reserve gigabytes before one is accepted; past this the
 // ring grows inside accept(), never inside sample().
 constexpr size_t kHistoryReserve = 4096;
@@ -101,8 +104,10 @@ int32_t first_equal(const float* x, int32_t n, float v) {
 // times 2^n built in the exponent bits. exp(0) is exactly 1. Below -87 (p < ~1.6e-38 of the most
 // probable token), NaN and -inf give 0: never drawn. Plain IEEE operations only, and the file is
 // built without FMA contraction, so every target computes the same bits.
+constexpr float kExpFloor = -87.0f;
+
 f32x4 exp4(f32x4 x) {
-    const i32x4 ok = x >= -87.0f;  // false for NaN too
+    const i32x4 ok = x >= kExpFloor;  // false for NaN too
     x = ok ? x : f32x4{0, 0, 0, 0};
     const f32x4 magic = f32x4{0, 0, 0, 0} + 12582912.0f;  // 1.5 x 2^23: adding it rounds to an integer
     const f32x4 n = (x * 1.44269504088896341f + magic) - magic;
@@ -150,6 +155,10 @@ Sampler::Sampler(const SamplingParams& params, int32_t n_vocab) : params_(params
     counts_.assign(size_t(n_vocab), 0);
     cand_.resize(size_t(n_vocab));
     if (penalties_on_) work_.resize(size_t(n_vocab));
+    if (params_.top_k > 0) {
+        scaled_.resize(size_t(n_vocab));
+        topk_heap_.reserve(size_t(std::min(params_.top_k, n_vocab)));
+    }
     mass_hist_.resize(4 * kMassBuckets);
     if (params_.repeat_last_n > 0) history_.reserve(std::min(size_t(params_.repeat_last_n), kHistoryReserve));
     rng_.seed(params_.seed);
@@ -253,6 +262,88 @@ size_t Sampler::softmax(const float* logits, double* total) {
     return kept;
 }
 
+// Step 3 and 4 together for a small top-k: the k most probable tokens, sorted, in cand_[0, k),
+// and *total their mass, bit for bit what softmax() and the top-k selection give, without an exp
+// per vocabulary entry. q = (l - max) / T is computed for every token as softmax() computes it;
+// the tokens with p > 0 are those with q >= kExpFloor. Below the k-th largest q by more than
+// kTopKMargin, exp4 (~1e-7 relative error) is certain to give a p below that of each of the k
+// tokens at or above it, so only the tokens within the margin can be among the k most probable
+// (ties in p included) and only they are exponentiated. Returns false, having changed nothing
+// that matters, where the full pass must decide: +inf logits, or fewer than k x kHeapSelectRatio
+// tokens with p > 0 (the selection then takes another path, whose order differs).
+bool Sampler::top_k_first(const float* logits, double* total) {
+    const int32_t n = n_vocab_;
+    const size_t k = size_t(params_.top_k);
+    const float* x = penalized(logits);
+    const float max = row_max(x, n);
+    if (!(max > kNegInf)) fail_no_candidates();
+    if (std::isinf(max)) return false;
+    const float t = params_.temperature;
+    float* q = scaled_.data();
+    size_t live = 0;
+    int32_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const f32x4 v = (load4(x + i) - max) / t;
+        std::memcpy(q + i, &v, sizeof v);
+        const i32x4 ok = v >= kExpFloor;
+        live += size_t(-(ok[0] + ok[1] + ok[2] + ok[3]));  // a true lane is -1
+    }
+    for (; i < n; ++i) {
+        q[i] = (x[i] - max) / t;
+        live += q[i] >= kExpFloor;
+    }
+    if (live < k * kHeapSelectRatio) return false;
+
+    // The k-th largest q: a min-heap of the k largest so far. Once it is full, a block of 16 with
+    // nothing above its smallest is passed over with a few vector compares (nearly every block).
+    std::vector<float>& heap = topk_heap_;
+    heap.clear();
+    const auto lower = std::greater<float>();
+    const auto offer = [&](float v) {
+        if (!(v >= kExpFloor)) return;  // p = 0 (NaN too)
+        if (heap.size() < k) {
+            heap.push_back(v);
+            std::push_heap(heap.begin(), heap.end(), lower);
+        } else if (v > heap.front()) {
+            std::pop_heap(heap.begin(), heap.end(), lower);
+            heap.back() = v;
+            std::push_heap(heap.begin(), heap.end(), lower);
+        }
+    };
+    const auto any_of16 = [&](int32_t at, float v, bool strict) {
+        const f32x4 vv = {v, v, v, v};
+        i32x4 hit = {0, 0, 0, 0};
+        for (int j = 0; j < 16; j += 4) hit |= strict ? load4(q + at + j) > vv : load4(q + at + j) >= vv;
+        return any_lane(hit);
+    };
+    for (i = 0; i + 16 <= n; i += 16)
+        if (heap.size() < k || any_of16(i, heap.front(), true))
+            for (int j = 0; j < 16; ++j) offer(q[i + j]);
+    for (; i < n; ++i) offer(q[i]);
+    const float cut = std::max(heap.front() - kTopKMargin, kExpFloor);
+
+    Candidate* c = cand_.data();
+    size_t m = 0;
+    for (i = 0; i + 16 <= n; i += 16)
+        if (any_of16(i, cut, false))
+            for (int32_t j = i; j < i + 16; ++j)
+                if (q[j] >= cut) c[m++] = {j, x[j], q[j]};  // p holds q until the exp below
+    for (; i < n; ++i)
+        if (q[i] >= cut) c[m++] = {i, x[i], q[i]};
+    for (size_t j = 0; j < m; j += 4) {
+        f32x4 v = {0, 0, 0, 0};
+        const size_t w = std::min<size_t>(4, m - j);
+        for (size_t l = 0; l < w; ++l) v[l] = c[j + l].p;
+        const f32x4 e = exp4(v);
+        for (size_t l = 0; l < w; ++l) c[j + l].p = e[l];
+    }
+    std::partial_sort(c, c + k, c + m, before<Candidate>);
+    double sum = 0;
+    for (size_t j = 0; j < k; ++j) sum += double(c[j].p);
+    *total = sum;
+    return true;
+}
+
 // Makes cand_[0, need) sorted in the chain's order, given that cand_[0, *sorted) already is and
 // holds the most probable *sorted entries of cand_[0, end).
 void Sampler::sort_prefix(size_t* sorted, size_t need, size_t end) {
@@ -300,22 +391,26 @@ int32_t Sampler::sample(const float* logits) {
     if (params_.temperature <= 0) return argmax(logits);  // greedy consumes no random numbers
 
     double total = 0;
-    const size_t n = softmax(logits, &total);
     Candidate* c = cand_.data();
-
-    // 4. top-k: a selection, not a sort; the k kept are ordered below only as far as needed.
-    size_t end = n, sorted = 0;
+    size_t end = 0, sorted = 0;
     const int32_t k = params_.top_k;
-    if (k > 0 && size_t(k) < n) {
-        end = size_t(k);
-        if (end * kHeapSelectRatio <= n) {  // small k: the heap select sorts them as well
-            std::partial_sort(c, c + end, c + n, before<Candidate>);
-            sorted = end;
-        } else {
-            std::nth_element(c, c + end, c + n, before<Candidate>);
+    if (k > 0 && size_t(k) * kHeapSelectRatio <= size_t(n_vocab_) && top_k_first(logits, &total)) {
+        end = sorted = size_t(k);  // steps 3 and 4 at once, the k sorted
+    } else {
+        const size_t n = softmax(logits, &total);
+        // 4. top-k: a selection, not a sort; the k kept are ordered below only as far as needed.
+        end = n;
+        if (k > 0 && size_t(k) < n) {
+            end = size_t(k);
+            if (end * kHeapSelectRatio <= n) {  // small k: the heap select sorts them as well
+                std::partial_sort(c, c + end, c + n, before<Candidate>);
+                sorted = end;
+            } else {
+                std::nth_element(c, c + end, c + n, before<Candidate>);
+            }
+            total = 0;
+            for (size_t i = 0; i < end; ++i) total += double(c[i].p);
         }
-        total = 0;
-        for (size_t i = 0; i < end; ++i) total += double(c[i].p);
     }
 
     // 6, done before 5: top-p and min-p each keep a prefix of the same order, so the chain keeps

@@ -63,6 +63,7 @@ private:
     const float* penalized(const float* logits);   // step 1 over the row: logits itself, or work_
     int32_t argmax(const float* logits);            // step 2
     size_t softmax(const float* logits, double* total);  // step 3 into cand_; returns the count kept
+    bool top_k_first(const float* logits, double* total);  // steps 3-4 for a small k, or false
     void sort_prefix(size_t* sorted, size_t need, size_t end);  // grows the sorted prefix of cand_
     size_t mass_prefix(size_t end, double mass);  // moves a prefix holding `mass` to the front
 
@@ -75,6 +76,8 @@ private:
     std::vector<int32_t> counts_;            // per-token count inside the window
     std::vector<Candidate> cand_;            // n_vocab entries, reused every call
     std::vector<float> work_;                // the penalized logits (n_vocab when penalties are on)
+    std::vector<float> scaled_;              // (l - max) / T per token, for top_k_first (n_vocab when top_k > 0)
+    std::vector<float> topk_heap_;           // top_k_first's k largest
     std::vector<double> mass_hist_;          // mass per probability bucket, for mass_prefix (4 histograms)
 };
 

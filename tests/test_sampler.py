@@ -568,6 +568,25 @@ def test_large_vocabulary_matches_reference(big_logits, case):
     assert np.count_nonzero(draws == want) > 0.9 * n
 
 
+@pytest.mark.parametrize("case", range(6))
+def test_small_top_k_fast_path_draws_as_the_full_pass(case):
+    # With k x 64 <= n_vocab the sampler finds the k best before exponentiating (top_k_first);
+    # below that it exponentiates every token. Put the only contenders in the first 100 ids of a
+    # 4096-token row (the rest below them all, yet with p > 0): the top-k set, its p bits, its
+    # mass and so every seeded draw must equal those of a sampler over just those 100 ids.
+    rng = np.random.default_rng(case)
+    T, k, top_p, min_p = [(1.0, 40, 1.0, 0.0), (0.7, 40, 0.95, 0.05), (1.5, 10, 0.9, 0.0),
+                          (0.3, 30, 1.0, 0.02), (1.0, 1, 1.0, 0.0), (2.0, 25, 0.5, 0.0)][case]
+    head = rng.normal(0.0, 2.0, 100).astype(np.float32)
+    if case % 2:
+        head = np.round(head * 4) / 4  # exact ties in p, broken by the lower id
+    head[rng.integers(0, 100, 5)] = np.nan
+    row = np.concatenate([head, (np.nanmin(head) - 1 - rng.random(3996) * 5 * T).astype(np.float32)])
+    full = _core.Sampler(4096, temperature=T, top_k=k, top_p=top_p, min_p=min_p, seed=77 + case)
+    part = _core.Sampler(100, temperature=T, top_k=k, top_p=top_p, min_p=min_p, seed=77 + case)
+    assert np.array_equal(full.sample_many(row, 3000), part.sample_many(head, 3000))
+
+
 # --- bad input ------------------------------------------------------------------------------
 
 BAD_FIELDS = [
