@@ -252,6 +252,17 @@ size_t Sampler::softmax(const float* logits, double* total) {
             }
     };
     int32_t i = 0;
+    for (; i + 16 <= n; i += 16) {  // four exps in flight at once: each is one long chain of operations
+        f32x4 l[4], e[4];
+        for (int g = 0; g < 4; ++g) l[g] = load4(x + i + 4 * g);
+        for (int g = 0; g < 4; ++g) e[g] = exp4((l[g] - max) / t);
+        for (int g = 0; g < 4; ++g)
+            for (int j = 0; j < 4; ++j)
+                if (e[g][j] > 0) {
+                    c[kept++] = {i + 4 * g + j, l[g][j], e[g][j]};
+                    sum[j] += double(e[g][j]);
+                }
+    }
     for (; i + 4 <= n; i += 4) lanes(i, load4(x + i));
     if (i < n) {  // the last 1-3, padded with -inf (p = 0)
         f32x4 l = {kNegInf, kNegInf, kNegInf, kNegInf};
