@@ -86,14 +86,20 @@ float row_max(const float* x, int32_t n) {
     return max;
 }
 
+// Whether any of x[0, 16) passes cmp(lanes, v) (a lane-wise vector comparison).
+template <class Cmp>
+inline bool any_of16(const float* x, float v, Cmp cmp) {
+    const f32x4 vv = {v, v, v, v};
+    return any_lane(cmp(load4(x), vv) | cmp(load4(x + 4), vv) | cmp(load4(x + 8), vv) | cmp(load4(x + 12), vv));
+}
+const auto lanes_eq = [](f32x4 a, f32x4 b) { return a == b; };
+const auto lanes_gt = [](f32x4 a, f32x4 b) { return a > b; };
+const auto lanes_ge = [](f32x4 a, f32x4 b) { return a >= b; };
+
 // The first i with x[i] == v (v occurs in x[0, n)): 16 at a time, then within the 16.
 int32_t first_equal(const float* x, int32_t n, float v) {
-    const f32x4 vv = {v, v, v, v};
     int32_t i = 0;
-    for (; i + 16 <= n; i += 16)
-        if (any_lane((load4(x + i) == vv) | (load4(x + i + 4) == vv) | (load4(x + i + 8) == vv) |
-                     (load4(x + i + 12) == vv)))
-            break;
+    while (i + 16 <= n && !any_of16(x + i, v, lanes_eq)) i += 16;
     while (!(x[i] == v)) ++i;
     return i;
 }
@@ -207,25 +213,12 @@ const float* Sampler::penalized(const float* logits) {
     return x;
 }
 
-int32_t Sampler::argmax(const float* logits) {
-    // The max, then its first (lowest) id: two passes without a loop-carried branch, ~10x faster
-    // than one compare-and-remember pass over a large vocabulary.
-    const float* x = penalized(logits);
-    const float max = row_max(x, n_vocab_);
-    if (!(max > kNegInf)) fail_no_candidates();
-    return first_equal(x, n_vocab_, max);
-}
-
-// Fills cand_ with the tokens of non-zero probability (in id order), p = exp((logit - max) / T),
-// unnormalized: the most probable has p = 1 exactly, and *total is the normalizer. NaN and -inf
-// logits are impossible tokens; +inf ones, if any, share all the mass equally.
-size_t Sampler::softmax(const float* logits, double* total) {
+// Fills cand_ with the tokens of non-zero probability (in id order), p = exp((x - max) / T) over
+// the penalized logits x and their max, unnormalized: the most probable has p = 1 exactly, and
+// *total is the normalizer. NaN and -inf logits are impossible tokens; +inf ones, if any, share
+// all the mass equally.
+size_t Sampler::softmax(const float* x, float max, double* total) {
     const int32_t n = n_vocab_;
-    // Pass 1, the max only.
-    const float* x = penalized(logits);
-    const float max = row_max(x, n);
-    if (!(max > kNegInf)) fail_no_candidates();
-
     Candidate* c = cand_.data();
     size_t kept = 0;
     if (std::isinf(max)) {
@@ -236,15 +229,14 @@ size_t Sampler::softmax(const float* logits, double* total) {
         *total = double(kept);
         return kept;
     }
-    // Pass 2. Subtracting first keeps the quotient <= 0, so a tiny temperature cannot overflow.
-    // NaN stays NaN and -inf becomes 0, and a p that fails `> 0` (those, and underflows, which
-    // could never be drawn) is dropped here rather than sorted later.
-    // Four lanes at a time, each lane with its own running sum (a single one made this pass wait
-    // on the latency of every addition), added up in a fixed order.
+    // Subtracting first keeps the quotient <= 0, so a tiny temperature cannot overflow. NaN stays
+    // NaN and -inf becomes 0, and a p that fails `> 0` (those, and underflows, which could never
+    // be drawn) is dropped here rather than sorted later. Four lanes at a time, four exps in flight
+    // (each is one long chain of operations), each lane with its own running sum (a single one
+    // made this pass wait on the latency of every addition), added up in a fixed order.
     const float t = params_.temperature;
     double sum[4] = {0, 0, 0, 0};
-    const auto lanes = [&](int32_t i, f32x4 l) {
-        const f32x4 e = exp4((l - max) / t);
+    const auto keep = [&](int32_t i, f32x4 l, f32x4 e) {
         for (int j = 0; j < 4; ++j)
             if (e[j] > 0) {
                 c[kept++] = {i + j, l[j], e[j]};
@@ -252,22 +244,16 @@ size_t Sampler::softmax(const float* logits, double* total) {
             }
     };
     int32_t i = 0;
-    for (; i + 16 <= n; i += 16) {  // four exps in flight at once: each is one long chain of operations
+    for (; i + 16 <= n; i += 16) {
         f32x4 l[4], e[4];
         for (int g = 0; g < 4; ++g) l[g] = load4(x + i + 4 * g);
         for (int g = 0; g < 4; ++g) e[g] = exp4((l[g] - max) / t);
-        for (int g = 0; g < 4; ++g)
-            for (int j = 0; j < 4; ++j)
-                if (e[g][j] > 0) {
-                    c[kept++] = {i + 4 * g + j, l[g][j], e[g][j]};
-                    sum[j] += double(e[g][j]);
-                }
+        for (int g = 0; g < 4; ++g) keep(i + 4 * g, l[g], e[g]);
     }
-    for (; i + 4 <= n; i += 4) lanes(i, load4(x + i));
-    if (i < n) {  // the last 1-3, padded with -inf (p = 0)
+    for (; i < n; i += 4) {  // the last 1-15, the final 1-3 padded with -inf (p = 0)
         f32x4 l = {kNegInf, kNegInf, kNegInf, kNegInf};
-        std::memcpy(&l, x + i, sizeof(float) * size_t(n - i));
-        lanes(i, l);
+        std::memcpy(&l, x + i, sizeof(float) * size_t(std::min(4, n - i)));
+        keep(i, l, exp4((l - max) / t));
     }
     *total = (sum[0] + sum[1]) + (sum[2] + sum[3]);
     return kept;
@@ -282,12 +268,9 @@ size_t Sampler::softmax(const float* logits, double* total) {
 // (ties in p included) and only they are exponentiated. Returns false, having changed nothing
 // that matters, where the full pass must decide: +inf logits, or fewer than k x kHeapSelectRatio
 // tokens with p > 0 (the selection then takes another path, whose order differs).
-bool Sampler::top_k_first(const float* logits, double* total) {
+bool Sampler::top_k_first(const float* x, float max, double* total) {
     const int32_t n = n_vocab_;
     const size_t k = size_t(params_.top_k);
-    const float* x = penalized(logits);
-    const float max = row_max(x, n);
-    if (!(max > kNegInf)) fail_no_candidates();
     if (std::isinf(max)) return false;
     const float t = params_.temperature;
     float* q = scaled_.data();
@@ -321,14 +304,8 @@ bool Sampler::top_k_first(const float* logits, double* total) {
             std::push_heap(heap.begin(), heap.end(), lower);
         }
     };
-    const auto any_of16 = [&](int32_t at, float v, bool strict) {
-        const f32x4 vv = {v, v, v, v};
-        i32x4 hit = {0, 0, 0, 0};
-        for (int j = 0; j < 16; j += 4) hit |= strict ? load4(q + at + j) > vv : load4(q + at + j) >= vv;
-        return any_lane(hit);
-    };
     for (i = 0; i + 16 <= n; i += 16)
-        if (heap.size() < k || any_of16(i, heap.front(), true))
+        if (heap.size() < k || any_of16(q + i, heap.front(), lanes_gt))
             for (int j = 0; j < 16; ++j) offer(q[i + j]);
     for (; i < n; ++i) offer(q[i]);
     const float cut = std::max(heap.front() - kTopKMargin, kExpFloor);
@@ -336,7 +313,7 @@ bool Sampler::top_k_first(const float* logits, double* total) {
     Candidate* c = cand_.data();
     size_t m = 0;
     for (i = 0; i + 16 <= n; i += 16)
-        if (any_of16(i, cut, false))
+        if (any_of16(q + i, cut, lanes_ge))
             for (int32_t j = i; j < i + 16; ++j)
                 if (q[j] >= cut) c[m++] = {j, x[j], q[j]};  // p holds q until the exp below
     for (; i < n; ++i)
@@ -399,16 +376,21 @@ size_t Sampler::mass_prefix(size_t end, double mass) {
 }
 
 int32_t Sampler::sample(const float* logits) {
-    if (params_.temperature <= 0) return argmax(logits);  // greedy consumes no random numbers
+    // 1, and the max of what it gives (exact, so shared by every step below)
+    const float* x = penalized(logits);
+    const float max = row_max(x, n_vocab_);
+    if (!(max > kNegInf)) fail_no_candidates();
+    // 2. greedy: the first (lowest) id of the max; it consumes no random numbers
+    if (params_.temperature <= 0) return first_equal(x, n_vocab_, max);
 
     double total = 0;
     Candidate* c = cand_.data();
     size_t end = 0, sorted = 0;
     const int32_t k = params_.top_k;
-    if (k > 0 && size_t(k) * kHeapSelectRatio <= size_t(n_vocab_) && top_k_first(logits, &total)) {
+    if (k > 0 && size_t(k) * kHeapSelectRatio <= size_t(n_vocab_) && top_k_first(x, max, &total)) {
         end = sorted = size_t(k);  // steps 3 and 4 at once, the k sorted
     } else {
-        const size_t n = softmax(logits, &total);
+        const size_t n = softmax(x, max, &total);
         // 4. top-k: a selection, not a sort; the k kept are ordered below only as far as needed.
         end = n;
         if (k > 0 && size_t(k) < n) {

@@ -61,9 +61,9 @@ private:
     struct Candidate { int32_t id; float logit; float p; };
     float penalize(int32_t id, float logit) const;  // step 1 for one token
     const float* penalized(const float* logits);   // step 1 over the row: logits itself, or work_
-    int32_t argmax(const float* logits);            // step 2
-    size_t softmax(const float* logits, double* total);  // step 3 into cand_; returns the count kept
-    bool top_k_first(const float* logits, double* total);  // steps 3-4 for a small k, or false
+    // step 3 into cand_ from the penalized row and its max; returns the count kept
+    size_t softmax(const float* x, float max, double* total);
+    bool top_k_first(const float* x, float max, double* total);  // steps 3-4 for a small k, or false
     void sort_prefix(size_t* sorted, size_t need, size_t end);  // grows the sorted prefix of cand_
     size_t mass_prefix(size_t end, double mass);  // moves a prefix holding `mass` to the front
 
